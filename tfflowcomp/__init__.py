@@ -1,0 +1,1 @@
+"""tfflowcomp: lossy image compression with a normalizing-flow transform."""

@@ -1,0 +1,127 @@
+"""The tfflowcomp container format, version 1 (pure Python, no TensorFlow).
+
+Layout (all integers big-endian):
+
+    offset  size  field
+    0       4     magic b"TFFC"
+    4       1     format version (1)
+    5       1     flags (reserved, must be 0)
+    6       8     model fingerprint (first 8 bytes of the model's SHA-256 digest)
+    14      4     image height in pixels (1 .. MAX_SIDE)
+    18      4     image width in pixels (1 .. MAX_SIDE), height * width <= MAX_PIXELS
+    22      2     quality code: quality = code / 65535
+    24      1     number of streams N (2: side information, latent)
+    25      4*N   length of each stream in bytes
+    ...           the N streams, back to back
+    -4      4     Adler-32 (zlib) of every byte before it
+
+Every way a byte string can fail to be a valid container raises `BitstreamError` with a message
+that says what is wrong; this happens before anything is allocated from header values.
+"""
+
+import dataclasses
+import struct
+import zlib
+from typing import Tuple
+
+MAGIC = b"TFFC"
+VERSION = 1
+FINGERPRINT_BYTES = 8
+MAX_SIDE = 1 << 16
+MAX_PIXELS = 1 << 28
+NUM_STREAMS = 2
+MAX_STREAMS = 8
+
+_FIXED = struct.Struct(">4sBB8sIIHB")  # Everything up to and including the stream count.
+FIXED_HEADER_BYTES = _FIXED.size  # 25
+CHECKSUM_BYTES = 4
+
+
+class BitstreamError(ValueError):
+  """The bytes are not a valid tfflowcomp container (or not one this version can read)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Container:
+  """A parsed container. `streams` are the raw range-coded byte strings."""
+  fingerprint: bytes
+  height: int
+  width: int
+  quality_code: int
+  streams: Tuple[bytes, ...]
+  version: int = VERSION
+
+  @property
+  def quality(self) -> float:
+    return self.quality_code / 65535.0
+
+
+def check_image_shape(height: int, width: int) -> None:
+  """Raises BitstreamError unless the image size can be stored in a container."""
+  if not (1 <= height <= MAX_SIDE and 1 <= width <= MAX_SIDE):
+    raise BitstreamError(
+        f"image size {height}x{width} is outside 1..{MAX_SIDE} pixels per side.")
+  if height * width > MAX_PIXELS:
+    raise BitstreamError(
+        f"image size {height}x{width} exceeds the limit of {MAX_PIXELS} pixels.")
+
+
+def pack(container: Container) -> bytes:
+  """Container -> bytes."""
+  if len(container.fingerprint) != FINGERPRINT_BYTES:
+    raise BitstreamError(f"fingerprint must be {FINGERPRINT_BYTES} bytes.")
+  check_image_shape(container.height, container.width)
+  if not 0 <= container.quality_code <= 65535:
+    raise BitstreamError("quality code must be in 0..65535.")
+  if not 1 <= len(container.streams) <= MAX_STREAMS:
+    raise BitstreamError(f"a container holds 1..{MAX_STREAMS} streams.")
+  header = _FIXED.pack(MAGIC, VERSION, 0, container.fingerprint, container.height,
+                       container.width, container.quality_code, len(container.streams))
+  lengths = struct.pack(f">{len(container.streams)}I", *map(len, container.streams))
+  body = header + lengths + b"".join(container.streams)
+  return body + struct.pack(">I", zlib.adler32(body))
+
+
+def unpack(data: bytes) -> Container:
+  """bytes -> Container, validating everything. Raises BitstreamError."""
+  if not isinstance(data, (bytes, bytearray, memoryview)):
+    raise BitstreamError(f"expected bytes, got {type(data).__name__}.")
+  data = bytes(data)
+  if len(data) < 4 or data[:4] != MAGIC:
+    raise BitstreamError("not a tfflowcomp file (wrong magic number).")
+  if len(data) < 5:
+    raise BitstreamError("truncated file: no format version.")
+  if data[4] != VERSION:
+    raise BitstreamError(
+        f"unsupported format version {data[4]}; this decoder reads version {VERSION}.")
+  if len(data) < FIXED_HEADER_BYTES + CHECKSUM_BYTES:
+    raise BitstreamError(f"truncated file: {len(data)} bytes is shorter than the header.")
+  (_, version, flags, fingerprint, height, width, quality_code,
+   num_streams) = _FIXED.unpack_from(data, 0)
+  if flags != 0:
+    raise BitstreamError(f"unknown flags 0x{flags:02x} in header.")
+  check_image_shape(height, width)
+  if not 1 <= num_streams <= MAX_STREAMS:
+    raise BitstreamError(f"invalid stream count {num_streams}.")
+  lengths_end = FIXED_HEADER_BYTES + 4 * num_streams
+  if len(data) < lengths_end + CHECKSUM_BYTES:
+    raise BitstreamError("truncated file: stream table incomplete.")
+  lengths = struct.unpack_from(f">{num_streams}I", data, FIXED_HEADER_BYTES)
+  expected = lengths_end + sum(lengths) + CHECKSUM_BYTES
+  if len(data) < expected:
+    raise BitstreamError(
+        f"truncated file: header announces {expected} bytes, file has {len(data)}.")
+  if len(data) > expected:
+    raise BitstreamError(
+        f"{len(data) - expected} unexpected trailing bytes after the last stream.")
+  body = data[:-CHECKSUM_BYTES]
+  (checksum,) = struct.unpack_from(">I", data, len(data) - CHECKSUM_BYTES)
+  if zlib.adler32(body) != checksum:
+    raise BitstreamError("checksum mismatch: the file is corrupted.")
+  streams = []
+  offset = lengths_end
+  for length in lengths:
+    streams.append(body[offset:offset + length])
+    offset += length
+  return Container(fingerprint=fingerprint, height=height, width=width,
+                   quality_code=quality_code, streams=tuple(streams), version=version)

@@ -1,0 +1,204 @@
+"""The codec: image <-> container bytes, with the real range coder.
+
+Workflow (in order):
+  1. Train a `model.FlowCompressionModel` (or restore one from a checkpoint).
+  2. `codec = FlowCodec.from_model(model)`: the freeze step. It builds the side information's
+     range-coding tables from the trained prior and computes the model fingerprint. A `FlowCodec`
+     whose tables were not built refuses to code (`entropy.TablesNotBuiltError`).
+  3. Sender: `codec.compress(image_uint8, quality) -> bytes`.
+  4. Receiver: `codec.decompress(bytes) -> image_uint8`.
+  5. `export.export_saved_model(codec, path)` writes the same graph functions as a SavedModel;
+     `export.load(path)` gives an object with the same Python API.
+
+`compress_graph` and `decompress_graph` are the `tf.function`s with full input signatures that
+define the export contract:
+  compress_graph(image: uint8 [H, W, 3], quality: float32 []) -> {"bitstream": string []}
+  decompress_graph(bitstream: string []) -> {"image": uint8 [H, W, 3]}
+They are deterministic: no noise and no data-dependent initialisation is involved.
+"""
+
+import hashlib
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+from tfflowcomp import bitstream
+from tfflowcomp import entropy
+from tfflowcomp import graph_bitstream
+from tfflowcomp import quality as quality_lib
+from tfflowcomp.config import ModelConfig
+from tfflowcomp.model import FlowCompressionModel, to_model_units, to_pixels
+
+_SIDE, _LATENT = 0, 1
+
+
+def pad_to_multiple(image, block: int):
+  """Edge-replicates `[H, W, C]` to the next multiple of `block` in H and W (any H, W >= 1)."""
+  shape = tf.shape(image)
+  padded_h = (shape[0] + block - 1) // block * block
+  padded_w = (shape[1] + block - 1) // block * block
+  rows = tf.minimum(tf.range(padded_h), shape[0] - 1)
+  cols = tf.minimum(tf.range(padded_w), shape[1] - 1)
+  return tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
+
+
+def _side_shape(latent_hw):
+  """Spatial shape of z for a latent of spatial shape `latent_hw` (two 'same' stride-2 convs)."""
+  return (latent_hw + 3) // 4
+
+
+class CodecApi:
+  """Python API shared by live (`FlowCodec`) and loaded (`export.SavedCodec`) codecs.
+
+  Subclasses provide `fingerprint` (bytes), `config` (ModelConfig) and `_run_compress`,
+  `_run_decompress` (call the graph functions).
+  """
+
+  fingerprint: bytes
+  config: ModelConfig
+
+  def compress(self, image, quality: float) -> bytes:
+    """uint8 `[H, W, 3]` array and quality in [0, 1] -> container bytes. Deterministic."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+      raise ValueError(
+          f"image must be a uint8 array of shape [H, W, 3], got {image.dtype} {image.shape}.")
+    bitstream.check_image_shape(image.shape[0], image.shape[1])
+    quality = quality_lib.check_quality(quality)
+    return self._run_compress(image, quality)
+
+  def decompress(self, data: bytes) -> np.ndarray:
+    """Container bytes -> uint8 `[H, W, 3]`. Raises `bitstream.BitstreamError` on bad input."""
+    container = bitstream.unpack(data)
+    if container.fingerprint != self.fingerprint:
+      raise bitstream.BitstreamError(
+          f"the file was made by model {container.fingerprint.hex()}, this is model "
+          f"{self.fingerprint.hex()}.")
+    if len(container.streams) != 2:
+      raise bitstream.BitstreamError(
+          f"this model writes 2 streams, the file has {len(container.streams)}.")
+    return self._run_decompress(bytes(data))
+
+
+class FlowCodec(tf.Module, CodecApi):
+  """Frozen, exportable codec built around a trained `FlowCompressionModel`."""
+
+  def __init__(self, model: FlowCompressionModel):
+    super().__init__(name="flow_codec")
+    self.model = model
+    self.config = model.config
+    self.side_model = None
+    self.fingerprint = b""
+    self.fingerprint_var = tf.Variable(b"", trainable=False, name="fingerprint")
+    self.config_json = tf.Variable(model.config.to_json(), trainable=False, name="config_json")
+
+  # ---- The freeze step --------------------------------------------------------------------
+
+  @classmethod
+  def from_model(cls, model: FlowCompressionModel) -> "FlowCodec":
+    """Builds the coding tables from a trained model. The model must not change afterwards."""
+    codec = cls(model)
+    codec.build_tables()
+    return codec
+
+  def build_tables(self) -> None:
+    cdf, cdf_offset = entropy.build_side_tables(self.model.side_prior)
+    self.side_model = entropy.frozen_side_model(self.config, cdf, cdf_offset)
+    self.fingerprint = self._compute_fingerprint()
+    self.fingerprint_var.assign(self.fingerprint)
+
+  @property
+  def tables_built(self) -> bool:
+    return self.side_model is not None
+
+  def _compute_fingerprint(self) -> bytes:
+    digest = hashlib.sha256(self.config.to_json().encode())
+    variables = list(self.model.variables) + list(self.side_model.variables)
+    for variable in sorted(variables, key=lambda v: v.name):
+      digest.update(variable.name.encode())
+      digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.digest()[:bitstream.FINGERPRINT_BYTES]
+
+  def _check_tables(self):
+    if not self.tables_built:
+      raise entropy.TablesNotBuiltError(
+          "range-coding tables were not built: call FlowCodec.from_model(model) or "
+          "codec.build_tables() before compressing or decompressing.")
+
+  # ---- Shared pieces of both directions -----------------------------------------------------
+
+  def _latent_distribution(self, z_hat, latent_hw, per_unit):
+    """Integer table indexes and integer locations of the latent symbols, from `z_hat`."""
+    loc, log_scale = self.model.hyper_synthesis(z_hat, latent_hw)
+    indexes = tf.round(entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config))
+    return indexes, tf.round(loc * per_unit)
+
+  def _quality(self, quality_code):
+    return tf.cast(quality_code, tf.float32) / quality_lib.QUALITY_CODE_MAX
+
+  # ---- Graph functions (the export contract) -------------------------------------------------
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+      tf.TensorSpec([], tf.float32, name="quality"),
+  ])
+  def compress_graph(self, image, quality) -> Dict[str, tf.Tensor]:
+    shape = tf.shape(image, out_type=tf.int64)
+    checks = [
+        tf.debugging.assert_greater_equal(quality, 0.0, message="quality must be in [0, 1]"),
+        tf.debugging.assert_less_equal(quality, 1.0, message="quality must be in [0, 1]"),
+        tf.debugging.assert_positive(shape[:2], message="image must be at least 1x1"),
+        tf.debugging.assert_less_equal(shape[0] * shape[1],
+                                       tf.constant(bitstream.MAX_PIXELS, tf.int64),
+                                       message="image exceeds the pixel limit"),
+        tf.debugging.assert_less_equal(tf.reduce_max(shape[:2]),
+                                       tf.constant(bitstream.MAX_SIDE, tf.int64),
+                                       message="image side exceeds the limit"),
+    ]
+    with tf.control_dependencies(checks):
+      quality_code = tf.cast(tf.round(quality * quality_lib.QUALITY_CODE_MAX), tf.int32)
+    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
+    x = to_model_units(pad_to_multiple(image, self.config.block_size))[None]
+    latent = self.model.flow.analysis(x)
+    latent_hw = tf.shape(latent)[1:3]
+    z = self.model.hyper_analysis(latent)
+    side_string = self.side_model.compress(z)
+    z_hat = self.side_model.decompress(side_string, _side_shape(latent_hw))
+    indexes, loc = self._latent_distribution(z_hat, latent_hw, per_unit)
+    symbols = tf.round(latent * per_unit)
+    latent_string = self.model.latent_model.compress(symbols, indexes, loc=loc)
+    data = graph_bitstream.pack(self.fingerprint_var, shape[0], shape[1], quality_code,
+                                [side_string[0], latent_string[0]])
+    return {"bitstream": data}
+
+  @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="bitstream")])
+  def decompress_graph(self, data) -> Dict[str, tf.Tensor]:
+    height, width, quality_code, streams = graph_bitstream.unpack(
+        data, self.fingerprint_var, num_streams=2)
+    block = self.config.block_size
+    latent_hw = tf.cast(tf.stack([(height + block - 1) // block, (width + block - 1) // block]),
+                        tf.int32)
+    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
+    z_hat = self.side_model.decompress(streams[_SIDE][None], _side_shape(latent_hw))
+    indexes, loc = self._latent_distribution(z_hat, latent_hw, per_unit)
+    symbols = self.model.latent_model.decompress(streams[_LATENT][None], indexes, loc=loc)
+    x_hat = self.model.flow.synthesis(symbols / per_unit)[0]
+    pixels = tf.clip_by_value(tf.round(to_pixels(x_hat)), 0.0, 255.0)
+    image = tf.cast(pixels[:height, :width], tf.uint8)
+    return {"image": image}
+
+  # ---- Python API ---------------------------------------------------------------------------
+
+  def _run_compress(self, image, quality):
+    self._check_tables()
+    return self.compress_graph(tf.constant(image), tf.constant(quality, tf.float32))[
+        "bitstream"].numpy()
+
+  def _run_decompress(self, data):
+    self._check_tables()
+    return self.decompress_graph(tf.constant(data))["image"].numpy()
+
+  def decompress(self, data: bytes) -> np.ndarray:
+    self._check_tables()
+    return super().decompress(data)

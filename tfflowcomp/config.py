@@ -1,0 +1,144 @@
+"""Frozen configuration dataclasses.
+
+`ModelConfig` fully determines the architecture of a tfflowcomp model; it is saved next to the
+weights (as JSON) and inside every exported SavedModel, so a model is never rebuilt by guessing
+hyper-parameters from tensor shapes. `TrainConfig` holds what only the trainer needs.
+
+Both are immutable. Tools turn their flags into one of these at the boundary; library code never
+reads flags.
+"""
+
+import dataclasses
+import json
+from typing import Any, Dict, Tuple
+
+
+def _check_choice(name: str, value: str, choices: Tuple[str, ...]) -> None:
+  if value not in choices:
+    raise ValueError(
+        f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Architecture of the flow codec.
+
+  Attributes:
+    num_levels: number of multi-scale levels of the flow. Each level halves the resolution, so
+      images are padded to a multiple of `2**num_levels`. The latent has shape
+      `[H / 2**num_levels, W / 2**num_levels, 3 * 4**num_levels]`.
+    glow_steps_per_level: Glow steps (ActNorm, invertible 1x1 conv, affine coupling) after the
+      wavelet-initialised lifting steps of each level.
+    coupling_width: width of the hidden layers of every coupling network.
+    hyper_width: width of the hidden layers of the hyperprior networks.
+    hyper_channels: channels of the side information `z`.
+    max_step: quantization step, in 8-bit pixel units, at quality 0.0 (smallest files).
+    min_step: quantization step, in 8-bit pixel units, at quality 1.0 (finest).
+    num_scales: number of scale tables of the latent's entropy model.
+    scale_min: smallest scale (in quantization bins) of those tables.
+    scale_max: largest scale (in quantization bins) of those tables.
+  """
+  num_levels: int = 3
+  glow_steps_per_level: int = 1
+  coupling_width: int = 32
+  hyper_width: int = 96
+  hyper_channels: int = 32
+  max_step: float = 96.0
+  min_step: float = 1.0
+  num_scales: int = 64
+  scale_min: float = 0.11
+  scale_max: float = 1024.0
+
+  def __post_init__(self):
+    if not 1 <= self.num_levels <= 5:
+      raise ValueError(f"num_levels must be in [1, 5], got {self.num_levels}.")
+    if self.glow_steps_per_level < 0:
+      raise ValueError("glow_steps_per_level must be >= 0.")
+    for name in ("coupling_width", "hyper_width", "hyper_channels", "num_scales"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+    if not 0 < self.min_step <= self.max_step:
+      raise ValueError("Need 0 < min_step <= max_step.")
+    if not 0 < self.scale_min < self.scale_max:
+      raise ValueError("Need 0 < scale_min < scale_max.")
+
+  @property
+  def block_size(self) -> int:
+    """Images are padded to a multiple of this many pixels in each dimension."""
+    return 2 ** self.num_levels
+
+  @property
+  def latent_channels(self) -> int:
+    return 3 * 4 ** self.num_levels
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text: str) -> "ModelConfig":
+    return cls.from_dict(json.loads(text))
+
+  @classmethod
+  def from_dict(cls, values: Dict[str, Any]) -> "ModelConfig":
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+      raise ValueError(f"Unknown ModelConfig fields: {sorted(unknown)}.")
+    return cls(**values)
+
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything the trainer needs besides the model architecture.
+
+  Attributes:
+    train_dir: folder of training images (PNG/JPEG), never Kodak.
+    work_dir: where checkpoints, TensorBoard logs and the model config go.
+    patch_size: side of the square random crops, a multiple of the model's block size.
+    batch_size: global batch size.
+    steps: total number of optimizer steps (training resumes up to this count).
+    learning_rate: peak learning rate of Adam.
+    warmup_steps: linear warm-up steps of the learning rate.
+    decay_start: step at which cosine decay to `final_learning_rate` begins.
+    final_learning_rate: learning rate reached at `steps`.
+    quality_min, quality_max: the quality knob is drawn uniformly from this range per batch.
+    checkpoint_every: steps between checkpoints.
+    validate_every: steps between validations with real bitstreams.
+    validation_dir: folder whose first `validation_images` images are used for validation.
+    validation_images: number of held-out images coded at every validation.
+    strategy: tf.distribute strategy name, one of `STRATEGIES`.
+    seed: random seed of the input pipeline and initialisation.
+  """
+  train_dir: str
+  work_dir: str
+  patch_size: int = 128
+  batch_size: int = 8
+  steps: int = 10000
+  learning_rate: float = 1e-4
+  warmup_steps: int = 200
+  decay_start: int = 5000
+  final_learning_rate: float = 1e-5
+  quality_min: float = 0.0
+  quality_max: float = 1.0
+  checkpoint_every: int = 250
+  validate_every: int = 1000
+  validation_dir: str = ""
+  validation_images: int = 4
+  strategy: str = "default"
+  seed: int = 0
+
+  def __post_init__(self):
+    _check_choice("strategy", self.strategy, STRATEGIES)
+    if self.patch_size < 8:
+      raise ValueError(f"patch_size must be >= 8, got {self.patch_size}.")
+    if self.batch_size < 1 or self.steps < 0:
+      raise ValueError("batch_size must be >= 1 and steps >= 0.")
+    if not 0.0 <= self.quality_min <= self.quality_max <= 1.0:
+      raise ValueError("Need 0 <= quality_min <= quality_max <= 1.")
+    if self.learning_rate <= 0 or self.final_learning_rate < 0:
+      raise ValueError("Learning rates must be positive.")
+    if self.checkpoint_every < 1 or self.validate_every < 1:
+      raise ValueError("checkpoint_every and validate_every must be >= 1.")

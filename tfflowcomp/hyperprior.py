@@ -1,0 +1,51 @@
+"""Hyperprior networks: side information `z` that predicts the latent's location and scale.
+
+Direction: `HyperAnalysis` = latent -> side information (encoder only);
+`HyperSynthesis` = side information -> per-element location and log-scale of the latent (both
+encoder and decoder; it decides the probability tables, so it must compute the same numbers on
+both sides).
+"""
+
+import tensorflow as tf
+
+
+class HyperAnalysis(tf.keras.layers.Layer):
+  """float32 `[B, h, w, C]` latent -> `[B, ceil(h/4), ceil(w/4), hyper_channels]`."""
+
+  def __init__(self, width: int, channels: int, name: str = "hyper_analysis"):
+    super().__init__(name=name)
+    self.layers_ = [
+        tf.keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
+        tf.keras.layers.Conv2D(width, 5, strides=2, padding="same", activation="relu"),
+        tf.keras.layers.Conv2D(channels, 5, strides=2, padding="same"),
+    ]
+
+  def call(self, latent):
+    out = latent
+    for layer in self.layers_:
+      out = layer(out)
+    return out
+
+
+class HyperSynthesis(tf.keras.layers.Layer):
+  """Side information `[B, hz, wz, Cz]` -> (loc, log_scale), each `[B, h, w, C]` float32.
+
+  `loc` and `log_scale` are in latent units; `h, w` is the latent's spatial shape (the output of
+  the transposed convolutions is cropped to it).
+  """
+
+  def __init__(self, width: int, latent_channels: int, name: str = "hyper_synthesis"):
+    super().__init__(name=name)
+    self.layers_ = [
+        tf.keras.layers.Conv2DTranspose(width, 5, strides=2, padding="same", activation="relu"),
+        tf.keras.layers.Conv2DTranspose(width, 5, strides=2, padding="same", activation="relu"),
+        tf.keras.layers.Conv2D(2 * latent_channels, 3, padding="same"),
+    ]
+
+  def call(self, z, latent_shape):
+    out = z
+    for layer in self.layers_:
+      out = layer(out)
+    out = out[:, :latent_shape[0], :latent_shape[1], :]
+    loc, log_scale = tf.split(out, 2, axis=-1)
+    return loc, log_scale

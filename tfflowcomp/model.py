@@ -1,0 +1,158 @@
+"""The Keras training model: flow + per-channel gains + hyperprior + entropy models.
+
+`FlowCompressionModel` owns every trainable variable. Its `train_step` draws one quality per batch
+and minimises `bpp + lambda(quality) * MSE` (see `quality.rd_lambda`), so one model learns every
+rate. It does not code bitstreams: `codec.FlowCodec` does, after its tables have been built from a
+trained model (`FlowCodec.from_model`).
+
+Data flow of one example (analysis = image -> latent):
+
+    x uint8 [H, W, 3] -> x / 255 - 0.5 -> flow.analysis -> y [H/2^L, W/2^L, 3*4^L]
+    symbols = y * gain(q) / step(q)   (rounded for coding, noisy for the rate in training)
+    z = hyper_analysis(y) -> round -> hyper_synthesis -> (loc, log_scale) of y
+    reconstruction = flow.synthesis(round(symbols) * step(q) / gain(q))
+"""
+
+import math
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_compression as tfc
+
+from tfflowcomp import entropy
+from tfflowcomp import hyperprior
+from tfflowcomp import quality as quality_lib
+from tfflowcomp.config import ModelConfig
+from tfflowcomp.flow import MultiscaleFlow
+
+
+def to_model_units(image):
+  """uint8 or float `[..., 3]` in [0, 255] -> float32 `pixel / 255 - 0.5`."""
+  return tf.cast(image, tf.float32) / 255.0 - 0.5
+
+
+def to_pixels(x):
+  """float32 `pixel / 255 - 0.5` -> float32 pixels in [0, 255] (not rounded)."""
+  return (x + 0.5) * 255.0
+
+
+class FlowCompressionModel(tf.keras.Model):
+  """Trainable flow codec. Call `initialize(batch)` once before training from scratch."""
+
+  def __init__(self, config: ModelConfig, quality_range=(0.0, 1.0), name="tfflowcomp"):
+    super().__init__(name=name)
+    self.config = config
+    self.quality_range = tuple(float(q) for q in quality_range)
+    channels = config.latent_channels
+    self.flow = MultiscaleFlow(config)
+    # Per-channel log-gains at quality 0 and 1, interpolated linearly in between.
+    self.log_gain_low = self.add_weight(name="log_gain_low", shape=[channels],
+                                        initializer="zeros")
+    self.log_gain_high = self.add_weight(name="log_gain_high", shape=[channels],
+                                         initializer="zeros")
+    self.hyper_analysis = hyperprior.HyperAnalysis(config.hyper_width, config.hyper_channels)
+    self.hyper_synthesis = hyperprior.HyperSynthesis(config.hyper_width, channels)
+    self.side_prior = entropy.side_prior(config)
+    self.latent_model = entropy.latent_entropy_model(config)
+    self.initialized = tf.Variable(False, trainable=False, name="initialized")
+    self.loss_tracker = {name: tf.keras.metrics.Mean(name) for name in
+                         ("loss", "bpp", "mse", "psnr", "quality")}
+
+  # ---- The quality knob -------------------------------------------------------------------
+
+  def symbols_per_latent_unit(self, quality):
+    """`gain(q) / step(q)` per latent channel: float32 `[C]` for a scalar quality."""
+    quality = tf.convert_to_tensor(quality, tf.float32)
+    log_gain = (1.0 - quality) * self.log_gain_low + quality * self.log_gain_high
+    step = quality_lib.step_size(quality, self.config.max_step, self.config.min_step) / 255.0
+    return tf.exp(log_gain) / step
+
+  # ---- Initialisation ---------------------------------------------------------------------
+
+  def initialize(self, images) -> None:
+    """Data-dependent ActNorm init, then gains that balance each channel's pixel-domain error.
+
+    At initialisation the flow is affine (couplings start as their linear parts), so the
+    synthesis norm `n_c` of latent channel `c` is measured with an impulse. Setting
+    `gain_c = n_c` makes a quantization step `step / gain_c` in channel `c` contribute the same
+    pixel MSE, `step**2 / 12`, for every channel.
+
+    Args:
+      images: uint8 or float `[B, H, W, 3]` training batch, values in [0, 255].
+    """
+    self.flow.initialize(to_model_units(images))
+    channels = self.config.latent_channels
+    size = 16
+    impulses = np.zeros([channels, size, size, channels], np.float32)
+    impulses[np.arange(channels), size // 2, size // 2, np.arange(channels)] = 1.0
+    base = self.flow.synthesis(tf.zeros([1, size, size, channels]))
+    response = self.flow.synthesis(tf.constant(impulses)) - base
+    norms = tf.sqrt(tf.reduce_sum(tf.square(response), axis=[1, 2, 3]))
+    self.log_gain_low.assign(tf.math.log(norms))
+    self.log_gain_high.assign(tf.math.log(norms))
+    self.initialized.assign(True)
+
+  # ---- Rate-distortion --------------------------------------------------------------------
+
+  def rate_distortion(self, images, quality, training: bool) -> Dict[str, tf.Tensor]:
+    """Estimated rate and distortion of a batch at one quality.
+
+    Args:
+      images: uint8 or float `[B, H, W, 3]` in [0, 255], `H`, `W` multiples of the block size.
+      quality: float32 scalar in [0, 1].
+      training: whether to use noise (rate) and straight-through rounding (distortion).
+    Returns:
+      dict of float32 scalars: `loss`, `bpp`, `mse` (8-bit pixel units), `psnr`; and the
+      reconstruction `x_hat` (float32 pixels, `[B, H, W, 3]`).
+    """
+    x = to_model_units(images)
+    latent = self.flow.analysis(x)
+    per_unit = self.symbols_per_latent_unit(quality)
+    side_model = entropy.side_training_model(self.side_prior)
+    z = self.hyper_analysis(latent)
+    _, side_bits = side_model(z, training=training)
+    z_hat = side_model.quantize(z)
+    loc, log_scale = self.hyper_synthesis(z_hat, tf.shape(latent)[1:3])
+    symbols = latent * per_unit
+    indexes = entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config)
+    _, latent_bits = self.latent_model(symbols, indexes, loc=loc * per_unit, training=training)
+    symbols_hat = tfc.round_st(symbols)
+    x_hat = self.flow.synthesis(symbols_hat / per_unit)
+
+    shape = tf.shape(x)
+    num_pixels = tf.cast(shape[0] * shape[1] * shape[2], tf.float32)
+    bpp = (tf.reduce_sum(latent_bits) + tf.reduce_sum(side_bits)) / num_pixels
+    mse = tf.reduce_mean(tf.square((x_hat - x) * 255.0))
+    step = quality_lib.step_size(quality, self.config.max_step, self.config.min_step)
+    loss = bpp + quality_lib.rd_lambda(step) * mse
+    psnr = 10.0 * tf.math.log(255.0 ** 2 / tf.maximum(mse, 1e-10)) / math.log(10.0)
+    return dict(loss=loss, bpp=bpp, mse=mse, psnr=psnr, x_hat=to_pixels(x_hat))
+
+  def _sample_quality(self):
+    low, high = self.quality_range
+    return tf.random.uniform([], low, high)
+
+  def train_step(self, images):
+    quality = self._sample_quality()
+    with tf.GradientTape() as tape:
+      result = self.rate_distortion(images, quality, training=True)
+    variables = self.trainable_variables
+    gradients = tape.gradient(result["loss"], variables)
+    gradients, _ = tf.clip_by_global_norm(gradients, 10.0)
+    self.optimizer.apply_gradients(zip(gradients, variables))
+    return self._update_metrics(result, quality)
+
+  def test_step(self, images):
+    quality = self._sample_quality()
+    result = self.rate_distortion(images, quality, training=False)
+    return self._update_metrics(result, quality)
+
+  def _update_metrics(self, result, quality):
+    for name, tracker in self.loss_tracker.items():
+      tracker.update_state(quality if name == "quality" else result[name])
+    return {name: tracker.result() for name, tracker in self.loss_tracker.items()}
+
+  @property
+  def metrics(self):
+    return list(self.loss_tracker.values())
