@@ -38,12 +38,12 @@ class ModelConfig:
     scale_min: smallest scale (in quantization bins) of those tables.
     scale_max: largest scale (in quantization bins) of those tables.
   """
-  num_levels: int = 3
+  num_levels: int = 4
   glow_steps_per_level: int = 1
   coupling_width: int = 32
-  hyper_width: int = 96
-  hyper_channels: int = 32
-  max_step: float = 96.0
+  hyper_width: int = 128
+  hyper_channels: int = 64
+  max_step: float = 160.0
   min_step: float = 1.0
   num_scales: int = 64
   scale_min: float = 0.11
