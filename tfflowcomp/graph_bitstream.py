@@ -13,6 +13,11 @@ from tfflowcomp import bitstream
 _ADLER_MOD = 65521
 
 
+def _check(condition, message: str):
+  """An assertion op that raises InvalidArgumentError(message) in graphs and eagerly alike."""
+  return tf.debugging.Assert(condition, [message])
+
+
 def _byte_table():
   return tf.constant([bytes([i]) for i in range(256)], dtype=tf.string)
 
@@ -64,24 +69,20 @@ def unpack(data, fingerprint, num_streams: int):
   """
   size = tf.strings.length(data)
   minimum = bitstream.FIXED_HEADER_BYTES + 4 * num_streams + bitstream.CHECKSUM_BYTES
-  checks = [tf.debugging.assert_greater_equal(
-      size, minimum, message="truncated file: shorter than the header")]
-  with tf.control_dependencies(checks):
-    magic = tf.strings.substr(data, 0, 4)
-  checks = [
-      tf.debugging.assert_equal(magic, tf.constant(bitstream.MAGIC),
-                                message="not a tfflowcomp file (wrong magic number)"),
-      tf.debugging.assert_equal(uint_from_bytes(data, 4, 1), tf.constant(bitstream.VERSION,
-                                                                         tf.int64),
-                                message="unsupported format version"),
-      tf.debugging.assert_equal(uint_from_bytes(data, 5, 1), tf.constant(0, tf.int64),
-                                message="unknown flags in header"),
-      tf.debugging.assert_equal(tf.strings.substr(data, 6, 8), fingerprint,
-                                message="the file was made by a different model"),
-      tf.debugging.assert_equal(uint_from_bytes(data, 24, 1),
-                                tf.constant(num_streams, tf.int64),
-                                message="invalid stream count"),
-  ]
+  int64 = lambda value: tf.constant(value, tf.int64)
+  with tf.control_dependencies([
+      _check(tf.greater_equal(size, minimum), "truncated file: shorter than the header")]):
+    checks = [
+        _check(tf.equal(tf.strings.substr(data, 0, 4), bitstream.MAGIC),
+               "not a tfflowcomp file (wrong magic number)"),
+        _check(tf.equal(uint_from_bytes(data, 4, 1), int64(bitstream.VERSION)),
+               "unsupported format version"),
+        _check(tf.equal(uint_from_bytes(data, 5, 1), int64(0)), "unknown flags in header"),
+        _check(tf.equal(tf.strings.substr(data, 6, 8), fingerprint),
+               "the file was made by a different model"),
+        _check(tf.equal(uint_from_bytes(data, 24, 1), int64(num_streams)),
+               "invalid stream count"),
+    ]
   with tf.control_dependencies(checks):
     height = uint_from_bytes(data, 14, 4)
     width = uint_from_bytes(data, 18, 4)
@@ -89,31 +90,21 @@ def unpack(data, fingerprint, num_streams: int):
     lengths = [uint_from_bytes(data, bitstream.FIXED_HEADER_BYTES + 4 * i, 4)
                for i in range(num_streams)]
   body_size = tf.cast(size, tf.int64) - bitstream.CHECKSUM_BYTES
+  header_size = int64(bitstream.FIXED_HEADER_BYTES + 4 * num_streams)
   checks = [
-      tf.debugging.assert_greater_equal(height, tf.constant(1, tf.int64),
-                                        message="invalid image height"),
-      tf.debugging.assert_less_equal(height, tf.constant(bitstream.MAX_SIDE, tf.int64),
-                                     message="invalid image height"),
-      tf.debugging.assert_greater_equal(width, tf.constant(1, tf.int64),
-                                        message="invalid image width"),
-      tf.debugging.assert_less_equal(width, tf.constant(bitstream.MAX_SIDE, tf.int64),
-                                     message="invalid image width"),
-      tf.debugging.assert_less_equal(height * width,
-                                     tf.constant(bitstream.MAX_PIXELS, tf.int64),
-                                     message="image size exceeds the pixel limit"),
-      tf.debugging.assert_equal(
-          tf.constant(bitstream.FIXED_HEADER_BYTES + 4 * num_streams, tf.int64) +
-          tf.add_n(lengths), body_size,
-          message="stream lengths do not match the file size (truncated or corrupted)"),
+      _check(tf.logical_and(height >= 1, height <= bitstream.MAX_SIDE), "invalid image height"),
+      _check(tf.logical_and(width >= 1, width <= bitstream.MAX_SIDE), "invalid image width"),
+      _check(height * width <= bitstream.MAX_PIXELS, "image size exceeds the pixel limit"),
+      _check(tf.equal(header_size + tf.add_n(lengths), body_size),
+             "stream lengths do not match the file size (truncated or corrupted)"),
   ]
   with tf.control_dependencies(checks):
     body = tf.strings.substr(data, 0, tf.cast(body_size, tf.int32))
     checksum = uint_from_bytes(tf.strings.substr(data, tf.cast(body_size, tf.int32), 4), 0, 4)
-  checks = [tf.debugging.assert_equal(adler32(body), checksum,
-                                      message="checksum mismatch: the file is corrupted")]
-  with tf.control_dependencies(checks):
+  with tf.control_dependencies([
+      _check(tf.equal(adler32(body), checksum), "checksum mismatch: the file is corrupted")]):
     streams = []
-    offset = tf.constant(bitstream.FIXED_HEADER_BYTES + 4 * num_streams, tf.int64)
+    offset = header_size
     for length in lengths:
       streams.append(tf.strings.substr(data, tf.cast(offset, tf.int32),
                                        tf.cast(length, tf.int32)))

@@ -83,12 +83,16 @@ class FlowCompressionModel(tf.keras.Model):
     """
     self.flow.initialize(to_model_units(images))
     channels = self.config.latent_channels
-    size = 16
-    impulses = np.zeros([channels, size, size, channels], np.float32)
-    impulses[np.arange(channels), size // 2, size // 2, np.arange(channels)] = 1.0
+    size = 8  # Latent positions; the impulse sits in the middle, away from the borders.
     base = self.flow.synthesis(tf.zeros([1, size, size, channels]))
-    response = self.flow.synthesis(tf.constant(impulses)) - base
-    norms = tf.sqrt(tf.reduce_sum(tf.square(response), axis=[1, 2, 3]))
+    norms = []
+    for start in range(0, channels, 64):  # Chunks bound the memory of the impulse batch.
+      chunk = np.arange(start, min(start + 64, channels))
+      impulses = np.zeros([len(chunk), size, size, channels], np.float32)
+      impulses[np.arange(len(chunk)), size // 2, size // 2, chunk] = 1.0
+      response = self.flow.synthesis(tf.constant(impulses)) - base
+      norms.append(tf.sqrt(tf.reduce_sum(tf.square(response), axis=[1, 2, 3])))
+    norms = tf.concat(norms, axis=0)
     self.log_gain_low.assign(tf.math.log(norms))
     self.log_gain_high.assign(tf.math.log(norms))
     self.initialized.assign(True)

@@ -1,0 +1,120 @@
+"""Codec contracts: real range-coded round trips, determinism, graph/eager/SavedModel agreement."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tiny
+from tfflowcomp import bitstream
+from tfflowcomp import metrics
+from tfflowcomp.codec import FlowCodec, pad_to_multiple
+from tfflowcomp.entropy import TablesNotBuiltError
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (17, 31), (4, 4), (5, 64)])
+def test_round_trip_of_odd_sizes(codec, height, width):
+  image = tiny.smooth_image(height, width, seed=height)
+  data = codec.compress(image, 0.8)
+  container = bitstream.unpack(data)
+  assert (container.height, container.width) == (height, width)
+  decoded = codec.decompress(data)
+  assert decoded.shape == image.shape and decoded.dtype == np.uint8
+  assert metrics.psnr(image, decoded) > 30.0
+
+
+@pytest.mark.slow
+def test_round_trip_of_a_kodak_sized_image(codec):
+  image = tiny.smooth_image(512, 768, seed=5)
+  decoded = codec.decompress(codec.compress(image, 0.9))
+  assert decoded.shape == (512, 768, 3)
+  assert metrics.psnr(image, decoded) > 40.0
+
+
+def test_compression_is_deterministic(codec):
+  image = tiny.smooth_image(40, 24, seed=1)
+  outputs = {codec.compress(image, 0.5) for _ in range(5)}
+  assert len(outputs) == 1
+
+
+def test_quality_is_monotone_in_rate_and_psnr(codec):
+  image = tiny.smooth_image(64, 64, seed=2)
+  rates, psnrs = [], []
+  for quality in (0.0, 0.25, 0.5, 0.75, 1.0):
+    data = codec.compress(image, quality)
+    rates.append(len(data))
+    psnrs.append(metrics.psnr(image, codec.decompress(data)))
+  assert rates == sorted(rates) and len(set(rates)) == len(rates), rates
+  assert psnrs == sorted(psnrs), psnrs
+  assert psnrs[-1] > 45.0
+
+
+def test_quality_is_stored_in_the_bitstream(codec):
+  data = codec.compress(tiny.smooth_image(8, 8), 0.3)
+  assert bitstream.unpack(data).quality_code == round(0.3 * 65535)
+
+
+def test_eager_tf_function_and_saved_model_agree(codec, tmp_path):
+  from tfflowcomp import export
+  image = tiny.smooth_image(24, 40, seed=3)
+  graph_bytes = codec.compress(image, 0.6)
+  graph_pixels = codec.decompress(graph_bytes)
+  tf.config.run_functions_eagerly(True)
+  try:
+    eager_bytes = codec.compress(image, 0.6)
+    eager_pixels = codec.decompress(graph_bytes)
+  finally:
+    tf.config.run_functions_eagerly(False)
+  export.export_saved_model(codec, str(tmp_path / "model"))
+  loaded = export.load(str(tmp_path / "model"))
+  assert loaded.fingerprint == codec.fingerprint
+  assert eager_bytes == graph_bytes == loaded.compress(image, 0.6)
+  np.testing.assert_array_equal(eager_pixels, graph_pixels)
+  np.testing.assert_array_equal(loaded.decompress(graph_bytes), graph_pixels)
+
+
+def test_coding_without_tables_fails_loudly():
+  unfrozen = FlowCodec(tiny.tiny_model())
+  with pytest.raises(TablesNotBuiltError, match="tables were not built"):
+    unfrozen.compress(tiny.smooth_image(8, 8), 0.5)
+  with pytest.raises(TablesNotBuiltError):
+    unfrozen.decompress(b"TFFC")
+
+
+def test_a_different_model_refuses_the_file(codec):
+  other = tiny.tiny_codec(seed=1)
+  assert other.fingerprint != codec.fingerprint
+  data = codec.compress(tiny.smooth_image(8, 8), 0.5)
+  with pytest.raises(bitstream.BitstreamError, match="made by model"):
+    other.decompress(data)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8),
+                                 np.zeros((8, 8, 3), np.float32), np.zeros((0, 8, 3), np.uint8)])
+def test_invalid_images_are_refused(codec, bad):
+  with pytest.raises((ValueError, bitstream.BitstreamError)):
+    codec.compress(bad, 0.5)
+
+
+@pytest.mark.parametrize("quality", [-0.1, 1.5, float("nan"), "high"])
+def test_invalid_qualities_are_refused(codec, quality):
+  with pytest.raises(ValueError, match="quality"):
+    codec.compress(tiny.smooth_image(8, 8), quality)
+
+
+def test_graph_checks_quality_too(codec):
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    codec.compress_graph(tf.zeros([8, 8, 3], tf.uint8), tf.constant(2.0))
+
+
+def test_corrupted_files_raise_the_documented_error(codec):
+  data = codec.compress(tiny.smooth_image(16, 16), 0.5)
+  for bad in (data[:-3], data[:20], b"GIF89a" + data[6:], data + b"\0"):
+    with pytest.raises(bitstream.BitstreamError):
+      codec.decompress(bad)
+
+
+def test_padding_replicates_edges_for_any_size():
+  image = tf.constant(np.arange(6, dtype=np.uint8).reshape(1, 2, 3))
+  padded = pad_to_multiple(image, 4).numpy()
+  assert padded.shape == (4, 4, 3)
+  np.testing.assert_array_equal(padded[3, 3], image.numpy()[0, 1])

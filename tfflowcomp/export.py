@@ -1,0 +1,123 @@
+"""SavedModel export and loading.
+
+`export_saved_model(codec, path)` writes a self-contained SavedModel: the flow, the hyperprior,
+the range-coding tables, the model config (JSON) and the fingerprint are all variables of it.
+Signatures:
+
+  compress:          image uint8 [H, W, 3], quality float32 [] -> {"bitstream": string []}
+  decompress:        bitstream string [] -> {"image": uint8 [H, W, 3]}
+  serving_default:   same as compress
+
+Loading needs TFC's op library registered (`import tensorflow_compression`), nothing else of
+tfflowcomp. `load(path)` returns a `SavedCodec` with the same Python API as `codec.FlowCodec`.
+
+Serving layout: `savedmodels/<name>/<version>/` is a SavedModel, `savedmodels/<name>/model_info.json`
+records the fingerprint and config so tools can find a model by the fingerprint in a file.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_compression  # pylint: disable=unused-import  (registers the range coder ops)
+
+from tfflowcomp import bitstream
+from tfflowcomp.codec import CodecApi, FlowCodec
+from tfflowcomp.config import ModelConfig
+
+MODEL_INFO = "model_info.json"
+
+
+def export_saved_model(codec: FlowCodec, path: str) -> None:
+  """Writes `codec` as a SavedModel at `path` (atomically: to a temp dir, then renamed)."""
+  codec._check_tables()  # pylint: disable=protected-access
+  if os.path.exists(path):
+    raise FileExistsError(f"{path} exists; remove it or choose another version.")
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+  try:
+    signatures = {
+        "compress": codec.compress_graph,
+        "decompress": codec.decompress_graph,
+        "serving_default": codec.compress_graph,
+    }
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # Keras warns about every sub-layer it does not serialise itself.
+    try:
+      tf.saved_model.save(codec, tmp, signatures=signatures)
+    finally:
+      logger.setLevel(level)
+    os.replace(tmp, path)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+
+
+def write_model_info(model_dir: str, codec: FlowCodec, extra: Optional[Dict] = None) -> None:
+  """Writes `<model_dir>/model_info.json` (fingerprint, config, and anything in `extra`)."""
+  info = dict(fingerprint=codec.fingerprint.hex(), config=json.loads(codec.config.to_json()))
+  info.update(extra or {})
+  with open(os.path.join(model_dir, MODEL_INFO), "w") as f:
+    json.dump(info, f, indent=2, sort_keys=True)
+    f.write("\n")
+
+
+class SavedCodec(CodecApi):
+  """A codec loaded from a SavedModel (through its signatures)."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.module = tf.saved_model.load(path)
+    self.fingerprint = self.module.fingerprint_var.numpy()
+    self.config = ModelConfig.from_json(self.module.config_json.numpy().decode())
+    self._compress_fn = self.module.signatures["compress"]
+    self._decompress_fn = self.module.signatures["decompress"]
+
+  def _run_compress(self, image, quality):
+    return self._compress_fn(image=tf.constant(image, tf.uint8),
+                             quality=tf.constant(quality, tf.float32))["bitstream"].numpy()
+
+  def _run_decompress(self, data):
+    return self._decompress_fn(bitstream=tf.constant(data))["image"].numpy()
+
+
+def latest_version_dir(model_dir: str) -> str:
+  """`model_dir` itself if it is a SavedModel, else its highest numeric version subfolder."""
+  if os.path.exists(os.path.join(model_dir, "saved_model.pb")):
+    return model_dir
+  versions = [d for d in os.listdir(model_dir) if d.isdigit() and
+              os.path.exists(os.path.join(model_dir, d, "saved_model.pb"))] \
+      if os.path.isdir(model_dir) else []
+  if not versions:
+    raise FileNotFoundError(f"no SavedModel in {model_dir} (nor in numbered versions below it).")
+  return os.path.join(model_dir, max(versions, key=int))
+
+
+def load(path: str) -> SavedCodec:
+  """Loads a SavedModel folder, or the latest version of a serving-layout model folder."""
+  return SavedCodec(latest_version_dir(path))
+
+
+def find_model_by_fingerprint(fingerprint: bytes, search_dirs) -> Optional[str]:
+  """Path of the model folder (under any of `search_dirs`) whose model_info has `fingerprint`."""
+  for root in search_dirs:
+    if not os.path.isdir(root):
+      continue
+    for name in sorted(os.listdir(root)):
+      info_path = os.path.join(root, name, MODEL_INFO)
+      if os.path.exists(info_path):
+        with open(info_path) as f:
+          if json.load(f).get("fingerprint") == fingerprint.hex():
+            return os.path.join(root, name)
+  return None
+
+
+def fingerprint_of_file(data: bytes) -> bytes:
+  """The model fingerprint written in a container (header only; raises BitstreamError)."""
+  return bitstream.unpack(data).fingerprint
