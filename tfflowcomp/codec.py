@@ -86,6 +86,7 @@ class FlowCodec(tf.Module, CodecApi):
 
   def __init__(self, model: FlowCompressionModel):
     super().__init__(name="flow_codec")
+    model.ensure_built()
     self.model = model
     self.config = model.config
     self.side_model = None

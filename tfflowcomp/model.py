@@ -59,6 +59,16 @@ class FlowCompressionModel(tf.keras.Model):
     self.loss_tracker = {name: tf.keras.metrics.Mean(name) for name in
                          ("loss", "bpp", "mse", "psnr", "quality")}
 
+  def ensure_built(self) -> None:
+    """Creates every variable (Keras builds layers lazily) with one tiny forward pass.
+
+    Needed before restoring a checkpoint into a fresh model, fingerprinting or exporting it.
+    """
+    if not getattr(self, "_all_built", False):
+      size = self.config.block_size
+      self.rate_distortion(tf.zeros([1, size, size, 3]), 0.5, training=False)
+      self._all_built = True
+
   # ---- The quality knob -------------------------------------------------------------------
 
   def symbols_per_latent_unit(self, quality):
@@ -81,6 +91,7 @@ class FlowCompressionModel(tf.keras.Model):
     Args:
       images: uint8 or float `[B, H, W, 3]` training batch, values in [0, 255].
     """
+    self.ensure_built()
     self.flow.initialize(to_model_units(images))
     channels = self.config.latent_channels
     size = 8  # Latent positions; the impulse sits in the middle, away from the borders.

@@ -92,10 +92,11 @@ def load_model_config(work_dir: str) -> ModelConfig:
 def restore_model(work_dir: str) -> FlowCompressionModel:
   """Rebuilds the model of a work dir and restores its latest checkpoint (for export/eval)."""
   model = FlowCompressionModel(load_model_config(work_dir))
+  model.ensure_built()
   latest = tf.train.latest_checkpoint(os.path.join(work_dir, "checkpoints"))
   if latest is None:
     raise FileNotFoundError(f"no checkpoint in {work_dir}/checkpoints.")
-  tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+  tf.train.Checkpoint(model=model).restore(latest).expect_partial().assert_existing_objects_matched()
   if not bool(model.initialized.numpy()):
     raise ValueError(f"checkpoint {latest} holds an uninitialised model.")
   return model
@@ -188,6 +189,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig) -> FlowCompressi
                                     train_config.steps)
     optimizer = tf.keras.optimizers.Adam(learning_rate=schedule)
     model.compile(optimizer=optimizer)
+    model.ensure_built()
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(
         checkpoint, _checkpoint_dir(train_config.work_dir, strategy), max_to_keep=3)

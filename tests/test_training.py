@@ -1,0 +1,99 @@
+"""Trainer, TFDS input pipeline and the training binary, on a tiny model and tiny images."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import tiny
+from tfflowcomp import data
+from tfflowcomp import trainer
+from tfflowcomp.config import TrainConfig
+
+
+@pytest.fixture()
+def image_folder(tmp_path):
+  folder = tmp_path / "images"
+  folder.mkdir()
+  for i in range(3):
+    Image.fromarray(tiny.smooth_image(40 + i, 48, seed=i)).save(folder / f"{i}.png")
+  Image.fromarray(tiny.smooth_image(8, 8)).save(folder / "small.png")  # Skipped: < patch.
+  (folder / "notes.txt").write_text("ignored")
+  return folder
+
+
+def test_tfds_builder_reads_a_local_folder(image_folder, tmp_path):
+  builder = data.prepare_folder(str(image_folder), str(tmp_path / "tfds"))
+  examples = list(builder.as_dataset(split="train").as_numpy_iterator())
+  assert len(examples) == 4
+  assert all(ex["image"].dtype == np.uint8 and ex["image"].shape[-1] == 3 for ex in examples)
+
+
+def test_training_batches_are_random_patches(image_folder, tmp_path):
+  dataset = data.training_dataset(str(image_folder), str(tmp_path / "tfds"), 16, 4)
+  batch = next(iter(dataset))
+  assert batch.shape == (4, 16, 16, 3) and batch.dtype == tf.uint8
+
+
+def _config(folder, work_dir, steps):
+  return TrainConfig(train_dir=str(folder), work_dir=str(work_dir), patch_size=16,
+                     batch_size=2, steps=steps, warmup_steps=1, decay_start=2,
+                     checkpoint_every=2, validate_every=2, validation_dir=str(folder),
+                     validation_images=1)
+
+
+@pytest.mark.slow
+def test_training_runs_checkpoints_and_resumes(image_folder, tmp_path, capsys):
+  work_dir = tmp_path / "run"
+  model = trainer.train(tiny.TINY_CONFIG, _config(image_folder, work_dir, 4))
+  assert int(model.optimizer.iterations.numpy()) == 4
+  out = capsys.readouterr().out
+  assert "validation (real bitstreams)" in out
+  assert tf.train.latest_checkpoint(str(work_dir / "checkpoints")).endswith("-4")
+  resumed = trainer.train(tiny.TINY_CONFIG, _config(image_folder, work_dir, 6))
+  out = capsys.readouterr().out
+  assert "Resumed from" in out and "Initialised" not in out
+  assert int(resumed.optimizer.iterations.numpy()) == 6
+  restored = trainer.restore_model(str(work_dir))
+  for a, b in zip(restored.trainable_variables, resumed.trainable_variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_resume_refuses_a_different_model_config(image_folder, tmp_path):
+  work_dir = tmp_path / "run"
+  work_dir.mkdir()
+  (work_dir / "model_config.json").write_text(tiny.TINY_CONFIG.to_json())
+  other = tiny.TINY_CONFIG.__class__(num_levels=1, coupling_width=4)
+  with pytest.raises(ValueError, match="different configuration"):
+    trainer.train(other, _config(image_folder, work_dir, 2))
+
+
+def test_learning_rate_schedule_warms_up_and_decays():
+  schedule = trainer.WarmupCosineSchedule(1e-3, 1e-5, warmup=10, decay_start=50, total=100)
+  values = [float(schedule(s)) for s in (0, 9, 30, 50, 75, 100, 150)]
+  assert values[0] < values[1] == pytest.approx(1e-3)
+  assert values[2] == pytest.approx(1e-3) and values[3] == pytest.approx(1e-3)
+  assert 1e-5 < values[4] < 1e-3
+  assert values[5] == pytest.approx(1e-5) and values[6] == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(strategy="tpu"), "strategy"), (dict(patch_size=4), "patch_size"),
+    (dict(quality_min=0.8, quality_max=0.2), "quality"),
+])
+def test_train_config_validates(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    TrainConfig(train_dir="x", work_dir="y", **kwargs)
+
+
+def test_training_binary_rejects_bad_flags(capsys):
+  sys.path.insert(0, os.path.join(tiny.TESTDATA, "..", "..", "tools"))
+  import subprocess  # pylint: disable=g-import-not-at-top
+  tool = os.path.join(tiny.TESTDATA, "..", "..", "tools", "train.py")
+  result = subprocess.run([sys.executable, tool, "--strategy=tpu"], capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode != 0
+  assert "default, mirrored, multi_worker" in result.stderr or "one of" in result.stderr
