@@ -12,7 +12,7 @@ Workflow (in order):
 
 `compress_graph` and `decompress_graph` are the `tf.function`s with full input signatures that
 define the export contract:
-  compress_graph(image: uint8 [H, W, 3], quality: float32 []) -> {"bitstream": string []}
+  compress_graph(image: uint8 [H, W, 3], quality: float32 []) -> {"bitstream_bytes": string []}
   decompress_graph(bitstream: string []) -> {"image": uint8 [H, W, 3]}
 They are deterministic: no noise and no data-dependent initialisation is involved.
 """
@@ -171,7 +171,7 @@ class FlowCodec(tf.Module, CodecApi):
     latent_string = self.model.latent_model.compress(symbols, indexes, loc=loc)
     data = graph_bitstream.pack(self.fingerprint_var, shape[0], shape[1], quality_code,
                                 [side_string[0], latent_string[0]])
-    return {"bitstream": data}
+    return {"bitstream_bytes": data}
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="bitstream")])
   def decompress_graph(self, data) -> Dict[str, tf.Tensor]:
@@ -189,12 +189,27 @@ class FlowCodec(tf.Module, CodecApi):
     image = tf.cast(pixels[:height, :width], tf.uint8)
     return {"image": image}
 
+  @tf.function(input_signature=[
+      tf.TensorSpec([], tf.string, name="encoded_image"),
+      tf.TensorSpec([], tf.float32, name="quality"),
+  ])
+  def compress_encoded_graph(self, encoded_image, quality) -> Dict[str, tf.Tensor]:
+    """PNG/JPEG/BMP/GIF bytes -> container bytes (for serving clients that send files)."""
+    image = tf.io.decode_image(encoded_image, channels=3, dtype=tf.uint8,
+                               expand_animations=False)
+    return self.compress_graph(image, quality)
+
+  @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="bitstream")])
+  def decompress_png_graph(self, data) -> Dict[str, tf.Tensor]:
+    """Container bytes -> PNG bytes (for serving clients that want files)."""
+    return {"png_bytes": tf.io.encode_png(self.decompress_graph(data)["image"])}
+
   # ---- Python API ---------------------------------------------------------------------------
 
   def _run_compress(self, image, quality):
     self._check_tables()
     return self.compress_graph(tf.constant(image), tf.constant(quality, tf.float32))[
-        "bitstream"].numpy()
+        "bitstream_bytes"].numpy()
 
   def _run_decompress(self, data):
     self._check_tables()

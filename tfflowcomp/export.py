@@ -4,11 +4,15 @@
 the range-coding tables, the model config (JSON) and the fingerprint are all variables of it.
 Signatures:
 
-  compress:          image uint8 [H, W, 3], quality float32 [] -> {"bitstream": string []}
+  compress:          image uint8 [H, W, 3], quality float32 [] -> {"bitstream_bytes": string []}
   decompress:        bitstream string [] -> {"image": uint8 [H, W, 3]}
   serving_default:   same as compress
+  compress_encoded:  encoded_image string [] (PNG/JPEG/BMP/GIF bytes), quality float32 []
+                     -> {"bitstream_bytes": string []}
+  decompress_png:    bitstream string [] -> {"png_bytes": string []}
 
-Loading needs TFC's op library registered (`import tensorflow_compression`), nothing else of
+Output names ending in `_bytes` follow TF Serving's REST convention: such outputs are returned
+base64-encoded (`{"b64": ...}`) in JSON. Loading needs TFC's op library registered (`import tensorflow_compression`), nothing else of
 tfflowcomp. `load(path)` returns a `SavedCodec` with the same Python API as `codec.FlowCodec`.
 
 Serving layout: `savedmodels/<name>/<version>/` is a SavedModel, `savedmodels/<name>/model_info.json`
@@ -45,6 +49,8 @@ def export_saved_model(codec: FlowCodec, path: str) -> None:
         "compress": codec.compress_graph,
         "decompress": codec.decompress_graph,
         "serving_default": codec.compress_graph,
+        "compress_encoded": codec.compress_encoded_graph,
+        "decompress_png": codec.decompress_png_graph,
     }
     logger = tf.get_logger()
     level = logger.level
@@ -81,7 +87,7 @@ class SavedCodec(CodecApi):
 
   def _run_compress(self, image, quality):
     return self._compress_fn(image=tf.constant(image, tf.uint8),
-                             quality=tf.constant(quality, tf.float32))["bitstream"].numpy()
+                             quality=tf.constant(quality, tf.float32))["bitstream_bytes"].numpy()
 
   def _run_decompress(self, data):
     return self._decompress_fn(bitstream=tf.constant(data))["image"].numpy()

@@ -178,9 +178,6 @@ def train(model_config: ModelConfig, train_config: TrainConfig) -> FlowCompressi
   _check_config(train_config.work_dir, model_config)
   tf.random.set_seed(train_config.seed)
 
-  dataset = data.training_dataset(
-      train_config.train_dir, os.path.join(train_config.work_dir, "tfds"),
-      train_config.patch_size, train_config.batch_size, seed=train_config.seed)
   with strategy.scope():
     model = FlowCompressionModel(model_config, (train_config.quality_min,
                                                 train_config.quality_max))
@@ -196,12 +193,17 @@ def train(model_config: ModelConfig, train_config: TrainConfig) -> FlowCompressi
     if manager.latest_checkpoint:
       checkpoint.restore(manager.latest_checkpoint)
       print(f"Resumed from {manager.latest_checkpoint}", flush=True)
+    # A resumed run must not replay the data order and qualities of the first run.
+    start_step = int(optimizer.iterations.numpy())
+    tf.random.set_seed(train_config.seed + start_step)
+    dataset = data.training_dataset(
+        train_config.train_dir, os.path.join(train_config.work_dir, "tfds"),
+        train_config.patch_size, train_config.batch_size, seed=train_config.seed + start_step)
     if not bool(model.initialized.numpy()):
       first_batch = next(iter(dataset))
       model.initialize(first_batch)
       print("Initialised ActNorm and gains from a training batch.", flush=True)
 
-  start_step = int(optimizer.iterations.numpy())
   if start_step >= train_config.steps:
     print(f"Already at step {start_step} >= {train_config.steps}; nothing to do.")
     return model
