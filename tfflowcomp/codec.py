@@ -58,15 +58,22 @@ class CodecApi:
   fingerprint: bytes
   config: ModelConfig
 
-  def compress(self, image, quality: float) -> bytes:
-    """uint8 `[H, W, 3]` array and quality in [0, 1] -> container bytes. Deterministic."""
+  def compress(self, image, quality: float, stable_iterations: int = 0) -> bytes:
+    """uint8 `[H, W, 3]` array and quality in [0, 1] -> container bytes. Deterministic.
+
+    With `stable_iterations > 0`, searches (up to that many decode/re-analyse rounds) for a
+    re-encoding fixed point, so that `compress(decompress(data)) == data` (see
+    `FlowCodec.compress_stable_graph`).
+    """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
       raise ValueError(
           f"image must be a uint8 array of shape [H, W, 3], got {image.dtype} {image.shape}.")
     bitstream.check_image_shape(image.shape[0], image.shape[1])
     quality = quality_lib.check_quality(quality)
-    return self._run_compress(image, quality)
+    if stable_iterations < 0:
+      raise ValueError("stable_iterations must be >= 0.")
+    return self._run_compress(image, quality, int(stable_iterations))
 
   def decompress(self, data: bytes) -> np.ndarray:
     """Container bytes -> uint8 `[H, W, 3]`. Raises `bitstream.BitstreamError` on bad input."""
@@ -140,11 +147,8 @@ class FlowCodec(tf.Module, CodecApi):
 
   # ---- Graph functions (the export contract) -------------------------------------------------
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
-      tf.TensorSpec([], tf.float32, name="quality"),
-  ])
-  def compress_graph(self, image, quality) -> Dict[str, tf.Tensor]:
+  def _quality_code(self, image, quality):
+    """Validates the inputs (graph assertions) and returns the int32 quality code."""
     shape = tf.shape(image, out_type=tf.int64)
     checks = [
         tf.debugging.assert_greater_equal(quality, 0.0, message="quality must be in [0, 1]"),
@@ -158,10 +162,23 @@ class FlowCodec(tf.Module, CodecApi):
                                        message="image side exceeds the limit"),
     ]
     with tf.control_dependencies(checks):
-      quality_code = tf.cast(tf.round(quality * quality_lib.QUALITY_CODE_MAX), tf.int32)
-    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
-    x = to_model_units(pad_to_multiple(image, self.config.block_size))[None]
-    latent = self.model.flow.analysis(x)
+      return tf.cast(tf.round(quality * quality_lib.QUALITY_CODE_MAX), tf.int32)
+
+  def _latent(self, image):
+    """uint8 `[H, W, 3]` -> float32 latent `[1, h, w, C]` (analysis of the padded image)."""
+    return self.model.flow.analysis(
+        to_model_units(pad_to_multiple(image, self.config.block_size))[None])
+
+  def _pixels(self, symbols, per_unit, height, width):
+    """Symbols `[1, h, w, C]` -> decoded uint8 image `[height, width, 3]` (synthesis)."""
+    x_hat = self.model.flow.synthesis(symbols / per_unit)[0]
+    pixels = tf.clip_by_value(tf.round(to_pixels(x_hat)), 0.0, 255.0)
+    return tf.cast(pixels[:height, :width], tf.uint8)
+
+  def _encode(self, image, quality_code, per_unit):
+    """The whole sender side for a validated image; returns the container (string [])."""
+    shape = tf.shape(image, out_type=tf.int64)
+    latent = self._latent(image)
     latent_hw = tf.shape(latent)[1:3]
     z = self.model.hyper_analysis(latent)
     side_string = self.side_model.compress(z)
@@ -169,9 +186,56 @@ class FlowCodec(tf.Module, CodecApi):
     indexes, loc = self._latent_distribution(z_hat, latent_hw, per_unit)
     symbols = tf.round(latent * per_unit)
     latent_string = self.model.latent_model.compress(symbols, indexes, loc=loc)
-    data = graph_bitstream.pack(self.fingerprint_var, shape[0], shape[1], quality_code,
+    return graph_bitstream.pack(self.fingerprint_var, shape[0], shape[1], quality_code,
                                 [side_string[0], latent_string[0]])
-    return {"bitstream_bytes": data}
+
+  # ---- Graph functions (the export contract) -------------------------------------------------
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+      tf.TensorSpec([], tf.float32, name="quality"),
+  ])
+  def compress_graph(self, image, quality) -> Dict[str, tf.Tensor]:
+    quality_code = self._quality_code(image, quality)
+    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
+    return {"bitstream_bytes": self._encode(image, quality_code, per_unit)}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+      tf.TensorSpec([], tf.float32, name="quality"),
+      tf.TensorSpec([], tf.int32, name="max_iterations"),
+  ])
+  def compress_stable_graph(self, image, quality, max_iterations) -> Dict[str, tf.Tensor]:
+    """Compression whose output re-encodes to itself (generation loss exactly zero).
+
+    Decoding rounds pixels to 8 bits, so re-encoding a decoded image can move latent symbols.
+    This searches for a decoded image that is a fixed point: starting from the input's symbols
+    `s_0`, it decodes `img_{i+1} = decode(s_i)` and re-analyses `s_{i+1} = symbols(img_{i+1})`
+    until `s_{i+1} == s_i`; it then codes `img_{i+1}` (whose plain compression has symbols
+    `s_i`), so `compress(decompress(bytes)) == bytes`. If no fixed point is found within
+    `max_iterations`, it falls back to plain compression of the input (`converged` = False).
+
+    Returns:
+      dict: `bitstream_bytes` (string []), `iterations` (int32 []), `converged` (bool []).
+    """
+    quality_code = self._quality_code(image, quality)
+    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
+    shape = tf.shape(image)
+    symbols_of = lambda img: tf.round(self._latent(img) * per_unit)
+
+    def keep_going(i, unused_img, unused_symbols, converged):
+      return tf.logical_and(i < max_iterations, tf.logical_not(converged))
+
+    def step(i, unused_img, symbols, unused_converged):
+      decoded = self._pixels(symbols, per_unit, shape[0], shape[1])
+      new_symbols = symbols_of(decoded)
+      return i + 1, decoded, new_symbols, tf.reduce_all(tf.equal(new_symbols, symbols))
+
+    iterations, fixed_point, _, converged = tf.while_loop(
+        keep_going, step, (tf.constant(0), image, symbols_of(image), tf.constant(False)))
+    chosen = tf.cond(converged, lambda: fixed_point, lambda: image)
+    return {"bitstream_bytes": self._encode(chosen, quality_code, per_unit),
+            "iterations": iterations, "converged": converged}
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="bitstream")])
   def decompress_graph(self, data) -> Dict[str, tf.Tensor]:
@@ -184,10 +248,17 @@ class FlowCodec(tf.Module, CodecApi):
     z_hat = self.side_model.decompress(streams[_SIDE][None], _side_shape(latent_hw))
     indexes, loc = self._latent_distribution(z_hat, latent_hw, per_unit)
     symbols = self.model.latent_model.decompress(streams[_LATENT][None], indexes, loc=loc)
-    x_hat = self.model.flow.synthesis(symbols / per_unit)[0]
-    pixels = tf.clip_by_value(tf.round(to_pixels(x_hat)), 0.0, 255.0)
-    image = tf.cast(pixels[:height, :width], tf.uint8)
-    return {"image": image}
+    return {"image": self._pixels(symbols, per_unit, height, width)}
+
+  @tf.function(input_signature=[
+      tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
+      tf.TensorSpec([], tf.float32, name="quality"),
+  ])
+  def latent_symbols_graph(self, image, quality) -> Dict[str, tf.Tensor]:
+    """The quantized latent of an image (diagnostics): int32 `[h, w, C]`."""
+    quality_code = self._quality_code(image, quality)
+    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
+    return {"symbols": tf.cast(tf.round(self._latent(image) * per_unit)[0], tf.int32)}
 
   @tf.function(input_signature=[
       tf.TensorSpec([], tf.string, name="encoded_image"),
@@ -206,10 +277,13 @@ class FlowCodec(tf.Module, CodecApi):
 
   # ---- Python API ---------------------------------------------------------------------------
 
-  def _run_compress(self, image, quality):
+  def _run_compress(self, image, quality, stable_iterations=0):
     self._check_tables()
-    return self.compress_graph(tf.constant(image), tf.constant(quality, tf.float32))[
-        "bitstream_bytes"].numpy()
+    image, quality = tf.constant(image), tf.constant(quality, tf.float32)
+    if stable_iterations:
+      return self.compress_stable_graph(image, quality, tf.constant(stable_iterations))[
+          "bitstream_bytes"].numpy()
+    return self.compress_graph(image, quality)["bitstream_bytes"].numpy()
 
   def _run_decompress(self, data):
     self._check_tables()

@@ -10,6 +10,9 @@ Signatures:
   compress_encoded:  encoded_image string [] (PNG/JPEG/BMP/GIF bytes), quality float32 []
                      -> {"bitstream_bytes": string []}
   decompress_png:    bitstream string [] -> {"png_bytes": string []}
+  compress_stable:   image, quality, max_iterations int32 [] -> {"bitstream_bytes",
+                     "iterations", "converged"} (re-encoding fixed point, see codec.py)
+  latent_symbols:    image, quality -> {"symbols": int32 [h, w, C]} (diagnostics)
 
 Output names ending in `_bytes` follow TF Serving's REST convention: such outputs are returned
 base64-encoded (`{"b64": ...}`) in JSON. Loading needs TFC's op library registered (`import tensorflow_compression`), nothing else of
@@ -51,6 +54,8 @@ def export_saved_model(codec: FlowCodec, path: str) -> None:
         "serving_default": codec.compress_graph,
         "compress_encoded": codec.compress_encoded_graph,
         "decompress_png": codec.decompress_png_graph,
+        "compress_stable": codec.compress_stable_graph,
+        "latent_symbols": codec.latent_symbols_graph,
     }
     logger = tf.get_logger()
     level = logger.level
@@ -85,9 +90,20 @@ class SavedCodec(CodecApi):
     self._compress_fn = self.module.signatures["compress"]
     self._decompress_fn = self.module.signatures["decompress"]
 
-  def _run_compress(self, image, quality):
-    return self._compress_fn(image=tf.constant(image, tf.uint8),
-                             quality=tf.constant(quality, tf.float32))["bitstream_bytes"].numpy()
+  def _run_compress(self, image, quality, stable_iterations=0):
+    image = tf.constant(image, tf.uint8)
+    quality = tf.constant(quality, tf.float32)
+    if stable_iterations:
+      return self.module.signatures["compress_stable"](
+          image=image, quality=quality, max_iterations=tf.constant(stable_iterations))[
+              "bitstream_bytes"].numpy()
+    return self._compress_fn(image=image, quality=quality)["bitstream_bytes"].numpy()
+
+  def latent_symbols(self, image, quality: float) -> np.ndarray:
+    """int32 `[h, w, C]` quantized latent of a uint8 image (diagnostics)."""
+    return self.module.signatures["latent_symbols"](
+        image=tf.constant(image, tf.uint8),
+        quality=tf.constant(quality, tf.float32))["symbols"].numpy()
 
   def _run_decompress(self, data):
     return self._decompress_fn(bitstream=tf.constant(data))["image"].numpy()
