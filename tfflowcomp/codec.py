@@ -85,7 +85,13 @@ class CodecApi:
     if len(container.streams) != 2:
       raise bitstream.BitstreamError(
           f"this model writes 2 streams, the file has {len(container.streams)}.")
-    return self._run_decompress(bytes(data))
+    try:
+      return self._run_decompress(bytes(data))
+    except tf.errors.InvalidArgumentError as error:
+      # The range decoder's sanity check: streams that do not decode to the announced shape.
+      raise bitstream.BitstreamError(
+          "the streams do not decode consistently with the header (corrupted or forged "
+          f"file): {error.message.strip().splitlines()[0][:200]}") from None
 
 
 class FlowCodec(tf.Module, CodecApi):
