@@ -97,3 +97,10 @@ def test_training_binary_rejects_bad_flags(capsys):
                           text=True, timeout=120)
   assert result.returncode != 0
   assert "default, mirrored, multi_worker" in result.stderr or "one of" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_workers_train_in_sync_with_multi_worker_mirrored_strategy(tmp_path):
+  sys.path.insert(0, os.path.join(tiny.TESTDATA, "..", "..", "tools"))
+  import multiworker_smoke  # pylint: disable=g-import-not-at-top
+  assert multiworker_smoke.main(["--steps", "2", "--work_dir", str(tmp_path)]) == 0

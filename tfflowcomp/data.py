@@ -9,6 +9,7 @@ Default folders: `../shared/data/train/` for training, `../shared/data/kodak/` f
 relative to the repository root; every function takes any folder. Never train on Kodak.
 """
 
+import fcntl
 import hashlib
 import os
 from typing import List, Optional
@@ -74,9 +75,17 @@ def prepare_folder(folder: str, data_dir: str) -> tfds.core.DatasetBuilder:
   """Prepares (once) and returns the TFDS builder for `folder` under `data_dir`."""
   if not list_images(folder):
     raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {folder!r}.")
-  builder = LocalImageFolder(data_dir=os.path.join(data_dir, _folder_key(folder)))
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=folder))
+  target = os.path.join(data_dir, _folder_key(folder))
+  os.makedirs(target, exist_ok=True)
+  # Several processes (tf.distribute workers) may prepare the same folder at once: serialise.
+  with open(os.path.join(target, ".prepare.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      builder = LocalImageFolder(data_dir=target)
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=folder))
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
   return builder
 
 
@@ -101,7 +110,11 @@ def training_dataset(folder: str, data_dir: str, patch_size: int, batch_size: in
                      seed: int = 0) -> tf.data.Dataset:
   """Infinite dataset of uint8 `[batch, patch, patch, 3]` batches from a local image folder."""
   builder = prepare_folder(folder, data_dir)
-  images = builder.as_dataset(split="train", shuffle_files=True).map(lambda ex: ex["image"])
+  # Seeded file shuffling: every worker of a multi-worker run sees the same order (tf.distribute
+  # shards it), and a run is reproducible.
+  read_config = tfds.ReadConfig(shuffle_seed=seed)
+  images = builder.as_dataset(split="train", shuffle_files=True, read_config=read_config).map(
+      lambda ex: ex["image"])
   images = images.cache().shuffle(2048, seed=seed, reshuffle_each_iteration=True).repeat()
   patches = random_patches(images, patch_size, seed=seed)
   return patches.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
