@@ -128,3 +128,15 @@ def test_stable_compression_re_encodes_to_identical_bytes(codec):
     again = codec.compress(decoded, quality)
     assert again == data, quality
     assert metrics.psnr(image, decoded) > 25.0
+
+
+def test_files_claiming_huge_images_are_refused_before_decoding(codec):
+  data = codec.compress(tiny.smooth_image(8, 8), 0.5)
+  container = bitstream.unpack(data)
+  forged = bitstream.pack(bitstream.Container(
+      fingerprint=container.fingerprint, height=16000, width=16000,
+      quality_code=container.quality_code, streams=container.streams))
+  with pytest.raises(bitstream.BitstreamError, match="decoding limit"):
+    codec.decompress(forged)
+  with pytest.raises(bitstream.BitstreamError, match="decoding limit"):
+    codec.decompress(data, max_pixels=10)

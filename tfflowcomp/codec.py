@@ -31,6 +31,8 @@ from tfflowcomp.config import ModelConfig
 from tfflowcomp.model import FlowCompressionModel, to_model_units, to_pixels
 
 _SIDE, _LATENT = 0, 1
+# Largest image the Python API decodes unless told otherwise (8192 x 8192).
+DEFAULT_MAX_DECODE_PIXELS = 8192 * 8192
 
 
 def pad_to_multiple(image, block: int):
@@ -75,9 +77,18 @@ class CodecApi:
       raise ValueError("stable_iterations must be >= 0.")
     return self._run_compress(image, quality, int(stable_iterations))
 
-  def decompress(self, data: bytes) -> np.ndarray:
-    """Container bytes -> uint8 `[H, W, 3]`. Raises `bitstream.BitstreamError` on bad input."""
+  def decompress(self, data: bytes, max_pixels: int = None) -> np.ndarray:
+    """Container bytes -> uint8 `[H, W, 3]`. Raises `bitstream.BitstreamError` on bad input.
+
+    `max_pixels` (default `DEFAULT_MAX_DECODE_PIXELS`) bounds the image size a file may claim:
+    a few bytes can announce a huge (e.g. flat) image, and decoding allocates for its full size.
+    """
     container = bitstream.unpack(data)
+    limit = DEFAULT_MAX_DECODE_PIXELS if max_pixels is None else int(max_pixels)
+    if container.height * container.width > limit:
+      raise bitstream.BitstreamError(
+          f"the file claims a {container.width}x{container.height} image, over the decoding "
+          f"limit of {limit} pixels (raise max_pixels to allow it).")
     if container.fingerprint != self.fingerprint:
       raise bitstream.BitstreamError(
           f"the file was made by model {container.fingerprint.hex()}, this is model "
@@ -295,6 +306,6 @@ class FlowCodec(tf.Module, CodecApi):
     self._check_tables()
     return self.decompress_graph(tf.constant(data))["image"].numpy()
 
-  def decompress(self, data: bytes) -> np.ndarray:
+  def decompress(self, data: bytes, max_pixels: int = None) -> np.ndarray:
     self._check_tables()
-    return super().decompress(data)
+    return super().decompress(data, max_pixels)
