@@ -154,10 +154,16 @@ class FlowCodec(tf.Module, CodecApi):
   # ---- Shared pieces of both directions -----------------------------------------------------
 
   def _latent_distribution(self, z_hat, latent_hw, per_unit):
-    """Integer table indexes and integer locations of the latent symbols, from `z_hat`."""
-    loc, log_scale = self.model.hyper_synthesis(z_hat, latent_hw)
-    indexes = tf.round(entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config))
-    return indexes, tf.round(loc * per_unit)
+    """Integer table indexes and integer locations of the latent symbols, from `z_hat`.
+
+    These decide the probability tables, so sender and receiver must compute them identically:
+    they always run on the CPU in float32 (never on a GPU, where TF32 or other kernels could
+    round differently), whatever device runs the flow.
+    """
+    with tf.device("/cpu:0"):
+      loc, log_scale = self.model.hyper_synthesis(z_hat, latent_hw)
+      indexes = tf.round(entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config))
+      return indexes, tf.round(loc * per_unit)
 
   def _quality(self, quality_code):
     return tf.cast(quality_code, tf.float32) / quality_lib.QUALITY_CODE_MAX

@@ -1,0 +1,68 @@
+"""tools/evaluate.py, tools/reencode.py, tools/export.py and the RD utilities, in-process."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tiny
+from tfflowcomp import rd
+
+sys.path.insert(0, os.path.join(tiny.TESTDATA, "..", "..", "tools"))
+import evaluate  # pylint: disable=g-import-not-at-top,wrong-import-position
+import reencode  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@pytest.fixture()
+def folder(tmp_path):
+  images = tmp_path / "images"
+  images.mkdir()
+  for i in range(2):
+    Image.fromarray(tiny.smooth_image(24, 32, seed=i)).save(images / f"{i}.png")
+  return images
+
+
+def test_evaluate_writes_json_plot_and_table(folder, tmp_path, capsys):
+  out = tmp_path / "rd"
+  code = evaluate.main(["--model", tiny.TINY_MODEL_DIR, "--images", str(folder),
+                        "--qualities", "0.2,0.6,1.0", "--codecs", "JPEG 4:2:0",
+                        "--reference", "", "--output_dir", str(out)])
+  assert code == 0
+  result = json.loads((out / "rd.json").read_text())
+  ours = result["curves"]["tfflowcomp"]
+  assert len(ours["bpp"]) == 3 and ours["bpp"] == sorted(ours["bpp"])
+  assert "JPEG 4:2:0" in result["curves"]
+  assert (out / "rd.png").stat().st_size > 1000
+  assert "BD-rate" in capsys.readouterr().out
+
+
+def test_evaluate_reports_a_missing_folder(tmp_path, capsys):
+  assert evaluate.main(["--images", str(tmp_path / "nope"), "--output_dir",
+                        str(tmp_path)]) == 1
+  assert "error" in capsys.readouterr().err
+
+
+def test_reencode_study_runs_and_stable_mode_is_byte_identical(folder, tmp_path):
+  out = tmp_path / "re"
+  code = reencode.main(["--model", tiny.TINY_MODEL_DIR, "--images", str(folder), "--crop", "0",
+                        "--generations", "4", "--qualities", "0.5", "--codecs", "JPEG",
+                        "--output_dir", str(out)])
+  assert code == 0
+  summaries = {s["name"]: s for s in json.loads((out / "reencode.json").read_text())[
+      "summaries"]}
+  stable = summaries["tfflowcomp q=0.5 stable"]
+  assert stable["byte_identical_from_generation_2"] == 1.0
+  assert stable["drift_db"] == 0.0
+  assert (out / "reencode.png").exists()
+
+
+def test_bd_rate_of_a_curve_against_itself_is_zero_and_halving_rate_is_minus_50():
+  bpp = np.array([0.25, 0.5, 1.0, 2.0])
+  psnr = np.array([28.0, 31.0, 34.5, 38.0])
+  assert rd.bd_rate(bpp, psnr, bpp, psnr) == pytest.approx(0.0, abs=1e-9)
+  assert rd.bd_rate(bpp, psnr, bpp / 2, psnr) == pytest.approx(-50.0, abs=1e-6)
+  assert rd.psnr_at_bpp(bpp, psnr, 1.0) == pytest.approx(34.5)
+  assert rd.psnr_at_bpp(bpp, psnr, 8.0) is None
