@@ -162,3 +162,24 @@ def test_concurrent_clients_get_correct_answers_with_bounded_memory(server, save
     errors = sum(pool.map(client, range(8)))
   assert errors == 0
   assert rss_mb() - before < 500
+
+
+def test_grpc_client_and_server_round_trip(server, saved_codec, tmp_path):
+  grpc_server, port = serving.start_grpc_server(server.registry)
+  try:
+    image = tiny.smooth_image(15, 22, seed=8)
+    (tmp_path / "in.png").write_bytes(_png(image))
+    common = ["--grpc", f"127.0.0.1:{port}", "--model", MODEL_NAME]
+    assert serve_client.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "a.tfc"),
+                              "--quality", "0.6"] + common) == 0
+    data = (tmp_path / "a.tfc").read_bytes()
+    assert data == saved_codec.compress(image, 0.6)
+    assert serve_client.main(["decompress", str(tmp_path / "a.tfc"), str(tmp_path / "a.png")]
+                             + common) == 0
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "a.png")),
+                                  saved_codec.decompress(data))
+    (tmp_path / "bad.tfc").write_bytes(b"TFFC garbage")
+    assert serve_client.main(["decompress", str(tmp_path / "bad.tfc"), str(tmp_path / "b.png")]
+                             + common) == 1
+  finally:
+    grpc_server.stop(None)

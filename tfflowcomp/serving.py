@@ -230,6 +230,62 @@ class LocalServer:
     self.httpd.server_close()
 
 
+def start_grpc_server(registry: ModelRegistry, port: int = 0, host: str = "127.0.0.1"):
+  """Serves TF Serving's gRPC `PredictionService.Predict` for `registry`.
+
+  Returns `(server, port)`; stop with `server.stop(None)`. Needs `tensorflow-serving-api`.
+  """
+  from concurrent import futures  # pylint: disable=g-import-not-at-top
+  import grpc  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
+  from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
+
+  class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+
+    def Predict(self, request, context):  # pylint: disable=invalid-name
+      name = request.model_spec.name
+      version = request.model_spec.version.value if request.model_spec.HasField(
+          "version") else None
+      try:
+        version, module = registry.get(name, version)
+        signature = request.model_spec.signature_name or "serving_default"
+        if signature not in module.signatures:
+          raise RequestError(404, f"signature {signature!r} not found")
+        fn = module.signatures[signature]
+        specs = fn.structured_input_signature[1]
+        if set(request.inputs) != set(specs):
+          raise RequestError(400, f"expected inputs {sorted(specs)}, got "
+                                  f"{sorted(request.inputs)}")
+        inputs = {}
+        for key, spec in specs.items():
+          value = tf.make_ndarray(request.inputs[key])
+          if not spec.shape.is_compatible_with(value.shape):
+            raise RequestError(400, f"input {key} has shape {list(value.shape)}")
+          inputs[key] = tf.constant(value, dtype=spec.dtype)
+        outputs = fn(**inputs)
+      except RequestError as error:
+        context.abort(grpc.StatusCode.NOT_FOUND if error.status == 404 else
+                      grpc.StatusCode.INVALID_ARGUMENT, str(error))
+      except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+        message = getattr(error, "message", str(error)).strip().splitlines()[0]
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+      response = predict_pb2.PredictResponse()
+      response.model_spec.name = name
+      response.model_spec.version.value = version
+      response.model_spec.signature_name = signature
+      for key, tensor in outputs.items():
+        response.outputs[key].CopyFrom(tf.make_tensor_proto(tensor.numpy()))
+      return response
+
+  grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=[
+      ("grpc.max_receive_message_length", MAX_BODY_BYTES),
+      ("grpc.max_send_message_length", 1 << 28)])
+  prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), grpc_server)
+  bound = grpc_server.add_insecure_port(f"{host}:{port}")
+  grpc_server.start()
+  return grpc_server, bound
+
+
 def parse_models_config(path: str) -> Dict[str, str]:
   """Reads the `name` and `base_path` entries of a TF Serving models.config (text proto)."""
   with open(path) as f:

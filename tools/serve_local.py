@@ -22,7 +22,8 @@ def main(argv=None) -> int:
                                                               "models.config"))
   parser.add_argument("--model", action="append", default=[],
                       help="NAME=PATH (repeatable); replaces --models_config")
-  parser.add_argument("--port", type=int, default=8501)
+  parser.add_argument("--port", type=int, default=8501, help="REST port")
+  parser.add_argument("--grpc_port", type=int, default=8500, help="gRPC port (0 = none)")
   args = parser.parse_args(argv)
   from tfflowcomp import serving  # pylint: disable=g-import-not-at-top
   try:
@@ -34,6 +35,9 @@ def main(argv=None) -> int:
   except (ValueError, OSError) as error:
     print(f"error: {error}", file=sys.stderr)
     return 1
+  if args.grpc_port:
+    _, grpc_port = serving.start_grpc_server(local.registry, args.grpc_port)
+    print(f"gRPC PredictionService on 127.0.0.1:{grpc_port}", flush=True)
   print(f"serving {', '.join(models)} at {local.url}/v1/models/<name>:predict", flush=True)
   try:
     local.httpd.serve_forever()
