@@ -231,7 +231,7 @@ def cmd_decompress(args):
     data = read_bytes(path)
     codec = model_for_file(data, args.model)
     start = time.perf_counter()
-    image = codec.decompress(data)
+    image = codec.decompress(data, max_pixels=args.max_pixels)
     seconds = time.perf_counter() - start
     out = output_path(path, args.output, many, ".png")
     if os.path.abspath(out) == os.path.abspath(path):
@@ -311,6 +311,9 @@ def build_parser():
   p = sub.add_parser("decompress", help=".tfc -> PNG")
   p.add_argument("input", help=".tfc file, folder or glob")
   p.add_argument("output", nargs="?", default="", help="output PNG (or folder)")
+  p.add_argument("--max_pixels", type=int, default=8192 * 8192,
+                 help="refuse files that claim larger images (decoding allocates for the "
+                      "claimed size); default 8192*8192")
   add_common(p)
   p = sub.add_parser("roundtrip", help="compress + decompress, print statistics only")
   p.add_argument("input", help="image file, folder or glob")
