@@ -39,8 +39,9 @@ def test_empty_streams_round_trip():
     (b"", "wrong magic"),
     (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "wrong magic"),
     (b"TFFC", "truncated"),
-    (b"TFFC\x02" + b"\0" * 40, "unsupported format version 2"),
-    (b"TFFC\x01" + b"\0" * 10, "truncated"),
+    (b"TFFC\x01" + b"\0" * 40, "unsupported format version 1"),
+    (b"TFFC\x03" + b"\0" * 40, "unsupported format version 3"),
+    (b"TFFC\x02" + b"\0" * 10, "truncated"),
 ])
 def test_foreign_truncated_and_unknown_version_are_rejected(data, message):
   with pytest.raises(BitstreamError, match=message):
@@ -71,14 +72,14 @@ def test_trailing_bytes_are_rejected():
 @pytest.mark.parametrize("height,width", [(10**9, 10**9), (0, 5), (5, 0), (70000, 1),
                                           (65536, 65536)])
 def test_absurd_image_sizes_are_rejected_before_allocation(height, width):
-  header = struct.pack(">4sBB8sIIHB", b"TFFC", 1, 0, FINGERPRINT, height % 2**32,
+  header = struct.pack(">4sBB8sIIHB", b"TFFC", bitstream.VERSION, 0, FINGERPRINT, height % 2**32,
                        width % 2**32, 0, 2) + struct.pack(">2I", 0, 0)
   with pytest.raises(BitstreamError, match="image size"):
     bitstream.unpack(_with_checksum(header))
 
 
 def test_absurd_stream_lengths_are_rejected():
-  header = struct.pack(">4sBB8sIIHB", b"TFFC", 1, 0, FINGERPRINT, 4, 4, 0, 2) + struct.pack(
+  header = struct.pack(">4sBB8sIIHB", b"TFFC", bitstream.VERSION, 0, FINGERPRINT, 4, 4, 0, 2) + struct.pack(
       ">2I", 2**32 - 1, 2**32 - 1)
   with pytest.raises(BitstreamError, match="truncated"):
     bitstream.unpack(_with_checksum(header))
@@ -87,7 +88,7 @@ def test_absurd_stream_lengths_are_rejected():
 def test_bad_stream_count_and_flags_are_rejected():
   for count, flags, message in ((0, 0, "stream count"), (200, 0, "stream count"),
                                 (2, 1, "flags")):
-    header = struct.pack(">4sBB8sIIHB", b"TFFC", 1, flags, FINGERPRINT, 4, 4, 0, count)
+    header = struct.pack(">4sBB8sIIHB", b"TFFC", bitstream.VERSION, flags, FINGERPRINT, 4, 4, 0, count)
     with pytest.raises(BitstreamError, match=message):
       bitstream.unpack(_with_checksum(header + b"\0" * 8))
 

@@ -1,10 +1,10 @@
-"""The tfflowcomp container format, version 1 (pure Python, no TensorFlow).
+"""The tfflowcomp container format, version 2 (pure Python, no TensorFlow).
 
 Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"TFFC"
-    4       1     format version (1)
+    4       1     format version (2)
     5       1     flags (reserved, must be 0)
     6       8     model fingerprint (first 8 bytes of the model's SHA-256 digest)
     14      4     image height in pixels (1 .. MAX_SIDE)
@@ -14,6 +14,9 @@ Layout (all integers big-endian):
     25      4*N   length of each stream in bytes
     ...           the N streams, back to back
     -4      4     Adler-32 (zlib) of every byte before it
+
+Each stream is one string of `range_coding.BoundedRangeCoder` (version 1 used TFC's own overflow
+coding, whose decoder can be made to loop forever; version 1 files are refused).
 
 Every way a byte string can fail to be a valid container raises `BitstreamError` with a message
 that says what is wrong; this happens before anything is allocated from header values.
@@ -25,7 +28,7 @@ import zlib
 from typing import Tuple
 
 MAGIC = b"TFFC"
-VERSION = 1
+VERSION = 2
 FINGERPRINT_BYTES = 8
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 28

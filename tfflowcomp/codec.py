@@ -27,6 +27,7 @@ from tfflowcomp import bitstream
 from tfflowcomp import entropy
 from tfflowcomp import graph_bitstream
 from tfflowcomp import quality as quality_lib
+from tfflowcomp import range_coding
 from tfflowcomp.config import ModelConfig
 from tfflowcomp.model import FlowCompressionModel, to_model_units, to_pixels
 
@@ -114,6 +115,8 @@ class FlowCodec(tf.Module, CodecApi):
     self.model = model
     self.config = model.config
     self.side_model = None
+    self.side_coder = None
+    self.latent_coder = None
     self.fingerprint = b""
     self.fingerprint_var = tf.Variable(b"", trainable=False, name="fingerprint")
     self.config_json = tf.Variable(model.config.to_json(), trainable=False, name="config_json")
@@ -130,6 +133,8 @@ class FlowCodec(tf.Module, CodecApi):
   def build_tables(self) -> None:
     cdf, cdf_offset = entropy.build_side_tables(self.model.side_prior)
     self.side_model = entropy.frozen_side_model(self.config, cdf, cdf_offset)
+    self.side_coder = range_coding.BoundedRangeCoder(self.side_model, "side_coder")
+    self.latent_coder = range_coding.BoundedRangeCoder(self.model.latent_model, "latent_coder")
     self.fingerprint = self._compute_fingerprint()
     self.fingerprint_var.assign(self.fingerprint)
 
@@ -154,7 +159,7 @@ class FlowCodec(tf.Module, CodecApi):
   # ---- Shared pieces of both directions -----------------------------------------------------
 
   def _latent_distribution(self, z_hat, latent_hw, per_unit):
-    """Integer table indexes and integer locations of the latent symbols, from `z_hat`.
+    """Integer table indexes (int32) and integer locations (float32) of the latent symbols.
 
     These decide the probability tables, so sender and receiver must compute them identically:
     they always run on the CPU in float32 (never on a GPU, where TF32 or other kernels could
@@ -163,7 +168,13 @@ class FlowCodec(tf.Module, CodecApi):
     with tf.device("/cpu:0"):
       loc, log_scale = self.model.hyper_synthesis(z_hat, latent_hw)
       indexes = tf.round(entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config))
-      return indexes, tf.round(loc * per_unit)
+      return tf.cast(indexes, tf.int32), tf.round(loc * per_unit)
+
+  def _side_indexes(self, side_hw):
+    """Table of every side symbol: its channel. int32 `[1, h, w, C]`."""
+    channels = self.config.hyper_channels
+    shape = tf.concat([[1], tf.cast(side_hw, tf.int32), [channels]], 0)
+    return tf.broadcast_to(tf.range(channels), shape)
 
   def _quality(self, quality_code):
     return tf.cast(quality_code, tf.float32) / quality_lib.QUALITY_CODE_MAX
@@ -203,14 +214,14 @@ class FlowCodec(tf.Module, CodecApi):
     shape = tf.shape(image, out_type=tf.int64)
     latent = self._latent(image)
     latent_hw = tf.shape(latent)[1:3]
-    z = self.model.hyper_analysis(latent)
-    side_string = self.side_model.compress(z)
-    z_hat = self.side_model.decompress(side_string, _side_shape(latent_hw))
+    z_hat = tf.round(self.model.hyper_analysis(latent))
+    side_string = self.side_coder.encode(tf.cast(z_hat, tf.int32),
+                                         self._side_indexes(tf.shape(z_hat)[1:3]))
     indexes, loc = self._latent_distribution(z_hat, latent_hw, per_unit)
     symbols = tf.round(latent * per_unit)
-    latent_string = self.model.latent_model.compress(symbols, indexes, loc=loc)
+    latent_string = self.latent_coder.encode(tf.cast(symbols - loc, tf.int32), indexes)
     return graph_bitstream.pack(self.fingerprint_var, shape[0], shape[1], quality_code,
-                                [side_string[0], latent_string[0]])
+                                [side_string, latent_string])
 
   # ---- Graph functions (the export contract) -------------------------------------------------
 
@@ -268,9 +279,15 @@ class FlowCodec(tf.Module, CodecApi):
     latent_hw = tf.cast(tf.stack([(height + block - 1) // block, (width + block - 1) // block]),
                         tf.int32)
     per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
-    z_hat = self.side_model.decompress(streams[_SIDE][None], _side_shape(latent_hw))
-    indexes, loc = self._latent_distribution(z_hat, latent_hw, per_unit)
-    symbols = self.model.latent_model.decompress(streams[_LATENT][None], indexes, loc=loc)
+    side_symbols, side_ok = self.side_coder.decode(
+        streams[_SIDE], self._side_indexes(_side_shape(latent_hw)))
+    indexes, loc = self._latent_distribution(tf.cast(side_symbols, tf.float32), latent_hw,
+                                             per_unit)
+    values, latent_ok = self.latent_coder.decode(streams[_LATENT], indexes)
+    with tf.control_dependencies([tf.debugging.Assert(
+        tf.logical_and(side_ok, latent_ok),
+        ["Sanity check failed: the streams do not decode consistently"])]):
+      symbols = tf.cast(values, tf.float32) + loc
     return {"image": self._pixels(symbols, per_unit, height, width)}
 
   @tf.function(input_signature=[
