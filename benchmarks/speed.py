@@ -3,6 +3,10 @@
   python benchmarks/speed.py [--sizes 768x512,2048x2048,4096x4096] [--repeats 5]
                              [--model savedmodels/tfflowcomp_base] [--output benchmarks/speed.json]
 
+Images with a side over 2048 are coded in tiles (the codec's default, `codec.AUTO_TILE_SIDE`),
+which bounds memory; `tile_side` in the JSON says which cases were tiled. `--repeats 0` times a
+single (first) run, for very large sizes.
+
 Each (codec, size) case runs in its own subprocess, so its peak resident memory (ru_maxrss) and
 graph tracing time are its own. Timings are medians of `--repeats` runs after one warm-up run
 (which includes tracing, reported separately). Same machine, same default TF thread settings for
@@ -47,9 +51,12 @@ def test_image(height, width, images_dir):
 
 
 def _timed(fn, repeats):
+  """(first run seconds, median of `repeats` more runs; the first run's time if 0)."""
   start = time.perf_counter()
   fn()
   first = time.perf_counter() - start
+  if repeats == 0:
+    return first, first
   times = []
   for _ in range(repeats):
     start = time.perf_counter()
@@ -64,11 +71,12 @@ def run_case(codec_name, size, repeats, model, images_dir):
   image = test_image(height, width, images_dir)
   result = dict(codec=codec_name, height=height, width=width)
   if codec_name == "tfflowcomp":
-    from tfflowcomp import export  # pylint: disable=g-import-not-at-top
+    from tfflowcomp import bitstream, export  # pylint: disable=g-import-not-at-top
     codec = export.load(model)
     holder = {}
     first, median = _timed(lambda: holder.update(data=codec.compress(image, 0.5)), repeats)
-    result.update(encode_first_s=first, encode_s=median, bytes=len(holder["data"]))
+    result.update(encode_first_s=first, encode_s=median, bytes=len(holder["data"]),
+                  tile_side=bitstream.unpack(holder["data"]).tile_side)
     first, median = _timed(lambda: codec.decompress(holder["data"]), repeats)
     result.update(decode_first_s=first, decode_s=median)
   elif codec_name == "bmshj2018":
@@ -157,7 +165,8 @@ def main(argv=None) -> int:
       result["size"] = size
       results.append(result)
       print(json.dumps(result), flush=True)
-  train = [_subprocess(["train", name] + common) for name in ("tfflowcomp", "bmshj2018")]
+  train = [_subprocess(["train", name] + common) for name in ("tfflowcomp", "bmshj2018")
+           if args.train_repeats > 0]
   for t in train:
     print(json.dumps(t), flush=True)
 

@@ -87,7 +87,7 @@ def test_absurd_stream_lengths_are_rejected():
 
 def test_bad_stream_count_and_flags_are_rejected():
   for count, flags, message in ((0, 0, "stream count"), (200, 0, "stream count"),
-                                (2, 1, "flags")):
+                                (2, 2, "flags"), (2, 0x81, "flags")):
     header = struct.pack(">4sBB8sIIHB", b"TFFC", bitstream.VERSION, flags, FINGERPRINT, 4, 4, 0, count)
     with pytest.raises(BitstreamError, match=message):
       bitstream.unpack(_with_checksum(header + b"\0" * 8))
@@ -121,3 +121,34 @@ def test_graph_unpack_reads_python_containers_and_rejects_corruption():
       graph_bitstream.unpack(tf.constant(bad), tf.constant(FINGERPRINT), 2)
   with pytest.raises(tf.errors.InvalidArgumentError, match="different model"):
     graph_bitstream.unpack(tf.constant(data), tf.constant(b"\0" * 8), 2)
+
+
+def test_tiled_containers_round_trip_and_are_validated():
+  streams = tuple(bytes([i]) * i for i in range(12))  # 6 tiles x (side, latent)
+  container = _container(height=600, width=300, streams=streams, tile_side=256)
+  data = bitstream.pack(container)
+  assert bitstream.unpack(data) == container
+  assert bitstream.tile_grid(600, 300, 256)[-1] == (512, 256, 88, 44)
+  with pytest.raises(BitstreamError, match="tile side"):
+    bitstream.pack(_container(height=600, width=300, streams=streams, tile_side=300))
+  with pytest.raises(BitstreamError, match="need 12 streams"):
+    bitstream.pack(_container(height=600, width=300, streams=streams[:10], tile_side=256))
+  # Hand-made tables: wrong tile count, wrong table size, lengths that do not add up.
+  header = struct.pack(">4sBB8sIIHB", b"TFFC", bitstream.VERSION, bitstream.FLAG_TILED,
+                       FINGERPRINT, 600, 300, 0, 2)
+  good_table = struct.pack(">II12I", 256, 6, *range(12))
+  payload = b"x" * sum(range(12))
+  for table, body, message in (
+      (struct.pack(">II12I", 256, 5, *range(12)), payload, "lists 5 tiles"),
+      (good_table + b"\0", payload, "table's size"),
+      (good_table, payload + b"y", "add up"),
+      (struct.pack(">I", 256), payload, "truncated tile table"),
+      (struct.pack(">II12I", 64, 6, *range(12)), payload, "tile side"),
+  ):
+    data = header + struct.pack(">2I", len(table), len(body)) + table + body
+    with pytest.raises(BitstreamError, match=message):
+      bitstream.unpack(_with_checksum(data))
+  three_streams = struct.pack(">4sBB8sIIHB", b"TFFC", bitstream.VERSION, bitstream.FLAG_TILED,
+                              FINGERPRINT, 600, 300, 0, 3)
+  with pytest.raises(BitstreamError, match="tiled file has 2 streams"):
+    bitstream.unpack(_with_checksum(three_streams + b"\0" * 12))

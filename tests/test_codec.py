@@ -1,5 +1,7 @@
 """Codec contracts: real range-coded round trips, determinism, graph/eager/SavedModel agreement."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -140,3 +142,49 @@ def test_files_claiming_huge_images_are_refused_before_decoding(codec):
     codec.decompress(forged)
   with pytest.raises(bitstream.BitstreamError, match="decoding limit"):
     codec.decompress(data, max_pixels=10)
+
+
+def test_tiled_files_decode_to_the_tiles_coded_alone(codec, saved_codec):
+  image = tiny.smooth_image(300, 530, seed=5)
+  data = codec.compress(image, 0.6, tile_side=256)
+  container = bitstream.unpack(data)
+  assert container.tile_side == 256 and len(container.streams) == 2 * 2 * 3
+  decoded = codec.decompress(data)
+  assert decoded.shape == image.shape
+  for top, left, h, w in bitstream.tile_grid(300, 530, 256):
+    alone = codec.decompress(codec.compress(image[top:top + h, left:left + w], 0.6))
+    np.testing.assert_array_equal(decoded[top:top + h, left:left + w], alone)
+  assert codec.compress(image, 0.6, tile_side=256) == data  # Deterministic.
+  # The checked-in SavedModel decodes with the same Python API.
+  saved_data = saved_codec.compress(image, 0.6, tile_side=256)
+  assert bitstream.unpack(saved_data).tile_side == 256
+  assert saved_codec.decompress(saved_data).shape == image.shape
+  with pytest.raises(ValueError, match="tile side"):
+    codec.compress(image, 0.6, tile_side=100)
+
+
+def test_a_corrupted_tile_is_reported_as_a_bitstream_error(codec):
+  image = tiny.smooth_image(40, 600, seed=6)
+  container = bitstream.unpack(codec.compress(image, 0.5, tile_side=256))
+  streams = list(container.streams)
+  streams[3] = bytes(b ^ 0xA5 for b in streams[3]) + b"\x00" * 40  # Second tile's latent.
+  forged = bitstream.pack(dataclasses.replace(container, streams=tuple(streams)))
+  try:
+    decoded = codec.decompress(forged)
+  except bitstream.BitstreamError:
+    return
+  assert decoded.shape == image.shape  # Garbage that still decodes must keep the shape.
+
+
+@pytest.mark.parametrize("height,width,expected", [
+    (512, 768, 0), (2048, 2048, 0), (2049, 100, 1088), (4096, 4096, 2048),
+    (8192, 8192, 2048), (3000, 5000, 1728), (1, 10000, 2048)])
+def test_automatic_tiling_uses_the_fewest_tiles_of_at_most_2048(height, width, expected):
+  from tfflowcomp.codec import choose_tile_side
+  side = choose_tile_side(height, width)
+  assert side == expected
+  if side:
+    assert side % bitstream.TILE_MULTIPLE == 0 and side <= 2048
+    rows, cols = -(-height // 2048), -(-width // 2048)
+    assert len(bitstream.tile_grid(height, width, side)) == rows * cols
+  assert choose_tile_side(height, width, 0) == 0

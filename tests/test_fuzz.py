@@ -25,8 +25,10 @@ def _fix_checksum(data: bytes) -> bytes:
 
 @pytest.fixture(scope="module")
 def valid_files(codec):
-  return [codec.compress(tiny.smooth_image(h, w, seed=h), q)
-          for h, w, q in ((9, 13, 0.2), (16, 16, 0.6), (5, 40, 0.95))]
+  files = [codec.compress(tiny.smooth_image(h, w, seed=h), q)
+           for h, w, q in ((9, 13, 0.2), (16, 16, 0.6), (5, 40, 0.95))]
+  files.append(codec.compress(tiny.smooth_image(6, 300, seed=1), 0.5, tile_side=256))  # 2 tiles
+  return files
 
 
 def _decode_or_reject(codec, data):
@@ -55,7 +57,7 @@ def _mutate(data: bytes, kind: int, position: int, value: int, blob: bytes) -> b
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(index=st.integers(0, 2), mutations=st.lists(mutation, min_size=1, max_size=4),
+@given(index=st.integers(0, 3), mutations=st.lists(mutation, min_size=1, max_size=4),
        fix_checksum=st.booleans())
 def test_mutated_files_decode_or_are_rejected(codec, valid_files, index, mutations,
                                               fix_checksum):

@@ -156,3 +156,21 @@ def test_demo_runs_on_the_tiny_model(png, tmp_path, capsys):
   assert code == 0 and "PSNR" in out
   assert sorted(os.listdir(tmp_path / "demo")) == ["q0.20.png", "q0.20.tfc", "q0.90.png",
                                                    "q0.90.tfc"]
+
+
+def test_tiled_compress_inspect_and_decompress(tmp_path, capsys):
+  image = tiny.smooth_image(260, 300, seed=9)
+  source = tmp_path / "large.png"
+  Image.fromarray(image).save(source)
+  out = tmp_path / "large.tfc"
+  code, _, _ = _run(["compress", source, out, "--model", MODEL, "--tile_side", "256"], capsys)
+  assert code == 0
+  code, stdout, _ = _run(["inspect", out], capsys)
+  assert code == 0 and "tiles: 4 of at most 256x256" in stdout
+  decoded = tmp_path / "large_decoded.png"
+  assert _run(["decompress", out, decoded, "--model", MODEL], capsys)[0] == 0
+  assert np.array(Image.open(decoded)).shape == image.shape
+  with pytest.raises(SystemExit) as exit_info:
+    compress.main(["compress", str(source), str(out), "--tile_side", "100"])
+  assert exit_info.value.code == 2
+  assert "multiple of 64" in capsys.readouterr().err

@@ -15,6 +15,16 @@ Layout (all integers big-endian):
     ...           the N streams, back to back
     -4      4     Adler-32 (zlib) of every byte before it
 
+Tiled files (flags bit 0 set; written for large images so that memory stays bounded) keep
+N = 2: stream 0 is a tile table, stream 1 the tiles' streams back to back:
+
+    tile table: tile side S (4 bytes; a multiple of TILE_MULTIPLE, >= MIN_TILE_SIDE),
+                tile count T (4 bytes; must equal ceil(height / S) * ceil(width / S)),
+                then per tile (raster order) the lengths of its side and latent streams (4+4)
+
+Each tile is coded independently (as if it were an image of its own size) and is decoded by
+re-wrapping its two streams in an untiled container of the tile's size.
+
 Each stream is one string of `range_coding.BoundedRangeCoder` (version 1 used TFC's own overflow
 coding, whose decoder can be made to loop forever; version 1 files are refused).
 
@@ -35,6 +45,10 @@ MAX_PIXELS = 1 << 28
 NUM_STREAMS = 2
 MAX_STREAMS = 8
 
+FLAG_TILED = 1
+MIN_TILE_SIDE = 256
+TILE_MULTIPLE = 64
+
 _FIXED = struct.Struct(">4sBB8sIIHB")  # Everything up to and including the stream count.
 FIXED_HEADER_BYTES = _FIXED.size  # 25
 CHECKSUM_BYTES = 4
@@ -53,6 +67,7 @@ class Container:
   quality_code: int
   streams: Tuple[bytes, ...]
   version: int = VERSION
+  tile_side: int = 0  # 0: untiled. Else `streams` holds (side, latent) for every tile.
 
   @property
   def quality(self) -> float:
@@ -69,6 +84,50 @@ def check_image_shape(height: int, width: int) -> None:
         f"image size {height}x{width} exceeds the limit of {MAX_PIXELS} pixels.")
 
 
+def tile_grid(height: int, width: int, tile_side: int):
+  """(top, left, tile_height, tile_width) of every tile, in raster order."""
+  return [(top, left, min(tile_side, height - top), min(tile_side, width - left))
+          for top in range(0, height, tile_side) for left in range(0, width, tile_side)]
+
+
+def _check_tile_side(tile_side: int, height: int, width: int) -> int:
+  """Returns the number of tiles; raises BitstreamError for an invalid tile side."""
+  if tile_side < MIN_TILE_SIDE or tile_side > MAX_SIDE or tile_side % TILE_MULTIPLE:
+    raise BitstreamError(f"invalid tile side {tile_side}: must be a multiple of "
+                         f"{TILE_MULTIPLE} in {MIN_TILE_SIDE}..{MAX_SIDE}.")
+  return -(-height // tile_side) * -(-width // tile_side)
+
+
+def _pack_tiles(container: Container) -> Tuple[bytes, bytes]:
+  num_tiles = _check_tile_side(container.tile_side, container.height, container.width)
+  if len(container.streams) != 2 * num_tiles:
+    raise BitstreamError(f"{num_tiles} tiles need {2 * num_tiles} streams, got "
+                         f"{len(container.streams)}.")
+  table = struct.pack(f">II{2 * num_tiles}I", container.tile_side, num_tiles,
+                      *map(len, container.streams))
+  return table, b"".join(container.streams)
+
+
+def _unpack_tiles(height: int, width: int, table: bytes, payload: bytes) -> Tuple[int, tuple]:
+  if len(table) < 8:
+    raise BitstreamError("truncated tile table.")
+  tile_side, num_tiles = struct.unpack_from(">II", table, 0)
+  expected_tiles = _check_tile_side(tile_side, height, width)
+  if num_tiles != expected_tiles:
+    raise BitstreamError(f"the tile table lists {num_tiles} tiles, a {width}x{height} image "
+                         f"in {tile_side}-pixel tiles has {expected_tiles}.")
+  if len(table) != 8 + 8 * num_tiles:
+    raise BitstreamError("the tile table's size does not match its tile count.")
+  lengths = struct.unpack_from(f">{2 * num_tiles}I", table, 8)
+  if sum(lengths) != len(payload):
+    raise BitstreamError("the tile streams' lengths do not add up to the payload.")
+  streams, offset = [], 0
+  for length in lengths:
+    streams.append(payload[offset:offset + length])
+    offset += length
+  return tile_side, tuple(streams)
+
+
 def pack(container: Container) -> bytes:
   """Container -> bytes."""
   if len(container.fingerprint) != FINGERPRINT_BYTES:
@@ -76,12 +135,15 @@ def pack(container: Container) -> bytes:
   check_image_shape(container.height, container.width)
   if not 0 <= container.quality_code <= 65535:
     raise BitstreamError("quality code must be in 0..65535.")
-  if not 1 <= len(container.streams) <= MAX_STREAMS:
+  streams, flags = container.streams, 0
+  if container.tile_side:
+    streams, flags = _pack_tiles(container), FLAG_TILED
+  if not 1 <= len(streams) <= MAX_STREAMS:
     raise BitstreamError(f"a container holds 1..{MAX_STREAMS} streams.")
-  header = _FIXED.pack(MAGIC, VERSION, 0, container.fingerprint, container.height,
-                       container.width, container.quality_code, len(container.streams))
-  lengths = struct.pack(f">{len(container.streams)}I", *map(len, container.streams))
-  body = header + lengths + b"".join(container.streams)
+  header = _FIXED.pack(MAGIC, VERSION, flags, container.fingerprint, container.height,
+                       container.width, container.quality_code, len(streams))
+  lengths = struct.pack(f">{len(streams)}I", *map(len, streams))
+  body = header + lengths + b"".join(streams)
   return body + struct.pack(">I", zlib.adler32(body))
 
 
@@ -101,8 +163,10 @@ def unpack(data: bytes) -> Container:
     raise BitstreamError(f"truncated file: {len(data)} bytes is shorter than the header.")
   (_, version, flags, fingerprint, height, width, quality_code,
    num_streams) = _FIXED.unpack_from(data, 0)
-  if flags != 0:
+  if flags & ~FLAG_TILED:
     raise BitstreamError(f"unknown flags 0x{flags:02x} in header.")
+  if flags & FLAG_TILED and num_streams != 2:
+    raise BitstreamError(f"a tiled file has 2 streams, this one announces {num_streams}.")
   check_image_shape(height, width)
   if not 1 <= num_streams <= MAX_STREAMS:
     raise BitstreamError(f"invalid stream count {num_streams}.")
@@ -126,5 +190,9 @@ def unpack(data: bytes) -> Container:
   for length in lengths:
     streams.append(body[offset:offset + length])
     offset += length
+  tile_side = 0
+  if flags & FLAG_TILED:
+    tile_side, streams = _unpack_tiles(height, width, *streams)
   return Container(fingerprint=fingerprint, height=height, width=width,
-                   quality_code=quality_code, streams=tuple(streams), version=version)
+                   quality_code=quality_code, streams=tuple(streams), version=version,
+                   tile_side=tile_side)

@@ -34,6 +34,30 @@ from tfflowcomp.model import FlowCompressionModel, to_model_units, to_pixels
 _SIDE, _LATENT = 0, 1
 # Largest image the Python API decodes unless told otherwise (8192 x 8192).
 DEFAULT_MAX_DECODE_PIXELS = 8192 * 8192
+# Images with a side longer than this are coded in independent tiles of at most this side, so
+# that encoder and decoder memory stay bounded (~1.5 GB for the shipped model on the CPU).
+AUTO_TILE_SIDE = 2048
+
+
+def choose_tile_side(height: int, width: int, tile_side=None) -> int:
+  """Tile side for an image (0: untiled).
+
+  `tile_side=None` tiles only images with a side over `AUTO_TILE_SIDE`, in the fewest tiles of
+  at most that side, as equal as the format's multiple allows; `0` never tiles; any other value
+  is used as given (it must be a multiple of `bitstream.TILE_MULTIPLE`, at least
+  `bitstream.MIN_TILE_SIDE`).
+  """
+  if tile_side is None:
+    if max(height, width) <= AUTO_TILE_SIDE:
+      return 0
+    rows, cols = -(-height // AUTO_TILE_SIDE), -(-width // AUTO_TILE_SIDE)
+    side = max(-(-height // rows), -(-width // cols))
+    return -(-side // bitstream.TILE_MULTIPLE) * bitstream.TILE_MULTIPLE
+  tile_side = int(tile_side)
+  if tile_side == 0:
+    return 0
+  bitstream._check_tile_side(tile_side, height, width)  # pylint: disable=protected-access
+  return 0 if tile_side >= max(height, width) else tile_side
 
 
 def pad_to_multiple(image, block: int):
@@ -61,12 +85,14 @@ class CodecApi:
   fingerprint: bytes
   config: ModelConfig
 
-  def compress(self, image, quality: float, stable_iterations: int = 0) -> bytes:
+  def compress(self, image, quality: float, stable_iterations: int = 0,
+               tile_side=None) -> bytes:
     """uint8 `[H, W, 3]` array and quality in [0, 1] -> container bytes. Deterministic.
 
     With `stable_iterations > 0`, searches (up to that many decode/re-analyse rounds) for a
     re-encoding fixed point, so that `compress(decompress(data)) == data` (see
-    `FlowCodec.compress_stable_graph`).
+    `FlowCodec.compress_stable_graph`). `tile_side`: see `choose_tile_side` (default: tile only
+    images with a side over `AUTO_TILE_SIDE`).
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
@@ -76,7 +102,20 @@ class CodecApi:
     quality = quality_lib.check_quality(quality)
     if stable_iterations < 0:
       raise ValueError("stable_iterations must be >= 0.")
-    return self._run_compress(image, quality, int(stable_iterations))
+    try:
+      side = choose_tile_side(image.shape[0], image.shape[1], tile_side)
+    except bitstream.BitstreamError as error:
+      raise ValueError(str(error)) from None
+    if not side:
+      return self._run_compress(image, quality, int(stable_iterations))
+    tiles = [bitstream.unpack(self._run_compress(
+        np.ascontiguousarray(image[top:top + h, left:left + w]), quality,
+        int(stable_iterations))) for top, left, h, w in bitstream.tile_grid(
+            image.shape[0], image.shape[1], side)]
+    return bitstream.pack(bitstream.Container(
+        fingerprint=self.fingerprint, height=image.shape[0], width=image.shape[1],
+        quality_code=tiles[0].quality_code, tile_side=side,
+        streams=tuple(s for tile in tiles for s in tile.streams)))
 
   def decompress(self, data: bytes, max_pixels: int = None) -> np.ndarray:
     """Container bytes -> uint8 `[H, W, 3]`. Raises `bitstream.BitstreamError` on bad input.
@@ -94,16 +133,32 @@ class CodecApi:
       raise bitstream.BitstreamError(
           f"the file was made by model {container.fingerprint.hex()}, this is model "
           f"{self.fingerprint.hex()}.")
+    if container.tile_side:
+      return self._decompress_tiles(container)
     if len(container.streams) != 2:
       raise bitstream.BitstreamError(
           f"this model writes 2 streams, the file has {len(container.streams)}.")
+    return self._decode_checked(bytes(data))
+
+  def _decode_checked(self, data: bytes) -> np.ndarray:
     try:
-      return self._run_decompress(bytes(data))
+      return self._run_decompress(data)
     except tf.errors.InvalidArgumentError as error:
       # The range decoder's sanity check: streams that do not decode to the announced shape.
       raise bitstream.BitstreamError(
           "the streams do not decode consistently with the header (corrupted or forged "
           f"file): {error.message.strip().splitlines()[0][:200]}") from None
+
+  def _decompress_tiles(self, container: bitstream.Container) -> np.ndarray:
+    """Decodes each tile as an untiled container of its own size; memory: one tile + output."""
+    image = np.empty((container.height, container.width, 3), np.uint8)
+    grid = bitstream.tile_grid(container.height, container.width, container.tile_side)
+    for i, (top, left, h, w) in enumerate(grid):
+      tile = bitstream.pack(bitstream.Container(
+          fingerprint=container.fingerprint, height=h, width=w,
+          quality_code=container.quality_code, streams=container.streams[2 * i:2 * i + 2]))
+      image[top:top + h, left:left + w] = self._decode_checked(tile)
+    return image
 
 
 class FlowCodec(tf.Module, CodecApi):

@@ -138,8 +138,9 @@ def model_for_file(data: bytes, model_arg):
 def encode_with_target(codec, image, args):
   """Returns (bytes, quality, note). Searches the quality knob for --target_bpp/--target_psnr."""
   from tfflowcomp import metrics  # pylint: disable=g-import-not-at-top
+  compress = lambda img, quality: codec.compress(img, quality, tile_side=args.tile_side)
   if args.target_bpp is None and args.target_psnr is None:
-    return codec.compress(image, args.quality), args.quality, ""
+    return compress(image, args.quality), args.quality, ""
   height, width = image.shape[:2]
   if args.target_bpp is not None:
     target, tolerance, unit = args.target_bpp, args.target_bpp * BPP_TOLERANCE, "bpp"
@@ -152,7 +153,7 @@ def encode_with_target(codec, image, args):
   for _ in range(17):  # Bisection on the 16-bit quality code; both measures rise with it.
     code = (low + high) // 2
     quality = quality_lib.code_to_quality(code)
-    data = codec.compress(image, quality)
+    data = compress(image, quality)
     value = measure(data)
     if best is None or abs(value - target) < abs(best[2] - target):
       best = (data, quality, value)
@@ -252,6 +253,15 @@ def cmd_inspect(args):
   print(f"model fingerprint: {container.fingerprint.hex()}")
   print(f"image: {width}x{height}")
   print(f"quality: {container.quality:.4f} (code {container.quality_code})")
+  if container.tile_side:
+    grid = bitstream.tile_grid(height, width, container.tile_side)
+    print(f"tiles: {len(grid)} of at most {container.tile_side}x{container.tile_side} pixels, "
+          "coded independently")
+    for i, (top, left, h, w) in enumerate(grid):
+      side, latent = container.streams[2 * i:2 * i + 2]
+      print(f"tile {i} at ({left}, {top}), {w}x{h}: side information {len(side)} bytes, "
+            f"latent {len(latent)} bytes")
+    return
   names = ["side information", "latent"]
   for i, stream in enumerate(container.streams):
     name = names[i] if i < len(names) else f"stream {i}"
@@ -271,6 +281,18 @@ def _quality_arg(text):
     return quality_lib.check_quality(float(text))
   except ValueError as error:
     raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _tile_side_arg(text):
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not an integer.") from None
+  if value and (value < bitstream.MIN_TILE_SIDE or value % bitstream.TILE_MULTIPLE):
+    raise argparse.ArgumentTypeError(
+        f"{value} is not 0 or a multiple of {bitstream.TILE_MULTIPLE} that is at least "
+        f"{bitstream.MIN_TILE_SIDE}.")
+  return value
 
 
 def _positive_float(text):
@@ -302,6 +324,10 @@ def build_parser():
                        help="Search the quality for this bit rate (+-3%%).")
     group.add_argument("--target_psnr", type=_positive_float, default=None,
                        help="Search the quality for this PSNR (+-0.1 dB).")
+    p.add_argument("--tile_side", type=_tile_side_arg, default=None,
+                   help="code in independent square tiles of this side (a multiple of 64, "
+                        ">= 256) to bound memory; 0 never tiles; default: tiles of at most "
+                        "2048 for images with a longer side.")
 
   p = sub.add_parser("compress", help="image(s) -> .tfc")
   p.add_argument("input", help="image file, folder or glob")
