@@ -1,5 +1,6 @@
 """Trainer, TFDS input pipeline and the training binary, on a tiny model and tiny images."""
 
+import math
 import os
 import sys
 
@@ -104,3 +105,46 @@ def test_two_workers_train_in_sync_with_multi_worker_mirrored_strategy(tmp_path)
   sys.path.insert(0, os.path.join(tiny.TESTDATA, "..", "..", "tools"))
   import multiworker_smoke  # pylint: disable=g-import-not-at-top
   assert multiworker_smoke.main(["--steps", "2", "--work_dir", str(tmp_path)]) == 0
+
+
+@pytest.mark.slow
+def test_training_killed_with_sigkill_resumes_from_its_last_checkpoint(image_folder, tmp_path):
+  """kill -9 in the middle of training: the next run continues from the last checkpoint."""
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+  tool = os.path.join(tiny.TESTDATA, "..", "..", "tools", "train.py")
+  work_dir = tmp_path / "run"
+  flags = [f"--train_dir={image_folder}", f"--validation_dir={image_folder}",
+           f"--work_dir={work_dir}", "--num_levels=2", "--coupling_width=4", "--hyper_width=8",
+           "--hyper_channels=4", "--patch_size=16", "--batch_size=2", "--warmup_steps=1",
+           "--decay_start=2", "--checkpoint_every=2", "--validate_every=100000",
+           "--validation_images=1"]
+  env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
+  process = subprocess.Popen([sys.executable, tool, "--steps=100000"] + flags, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  checkpoints = work_dir / "checkpoints"
+  deadline = time.time() + 240
+  try:
+    while time.time() < deadline:
+      latest = tf.train.latest_checkpoint(str(checkpoints)) if checkpoints.exists() else None
+      if latest and int(latest.rsplit("-", 1)[1]) >= 6:
+        break
+      time.sleep(0.5)
+    else:
+      pytest.fail("training wrote no checkpoint within 240 s")
+  finally:
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+  assert process.returncode == -signal.SIGKILL
+  killed_at = int(tf.train.latest_checkpoint(str(checkpoints)).rsplit("-", 1)[1])
+  result = subprocess.run([sys.executable, tool, f"--steps={killed_at + 2}"] + flags, env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "Resumed from" in result.stdout and "Initialised" not in result.stdout
+  # The step count continues where the killed run's last checkpoint left it, with a finite loss.
+  line = next(l for l in result.stdout.splitlines() if l.startswith(f"step {killed_at + 2}:"))
+  assert math.isfinite(float(line.split("loss=")[1].split()[0]))
+  assert tf.train.latest_checkpoint(str(checkpoints)).endswith(f"-{killed_at + 2}")
+  restored = trainer.restore_model(str(work_dir))
+  assert all(np.all(np.isfinite(v.numpy())) for v in restored.trainable_variables)
