@@ -40,8 +40,9 @@ def test_empty_streams_round_trip():
     (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "wrong magic"),
     (b"TFFC", "truncated"),
     (b"TFFC\x01" + b"\0" * 40, "unsupported format version 1"),
-    (b"TFFC\x03" + b"\0" * 40, "unsupported format version 3"),
-    (b"TFFC\x02" + b"\0" * 10, "truncated"),
+    (b"TFFC\x02" + b"\0" * 40, "unsupported format version 2"),
+    (b"TFFC\x04" + b"\0" * 40, "unsupported format version 4"),
+    (b"TFFC\x03" + b"\0" * 10, "truncated"),
 ])
 def test_foreign_truncated_and_unknown_version_are_rejected(data, message):
   with pytest.raises(BitstreamError, match=message):

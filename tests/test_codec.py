@@ -188,3 +188,42 @@ def test_automatic_tiling_uses_the_fewest_tiles_of_at_most_2048(height, width, e
     rows, cols = -(-height // 2048), -(-width // 2048)
     assert len(bitstream.tile_grid(height, width, side)) == rows * cols
   assert choose_tile_side(height, width, 0) == 0
+
+
+def test_encoder_guard_keeps_table_choices_away_from_rounding_boundaries(monkeypatch):
+  """A table index or location near a rounding boundary makes the encoder change z_hat."""
+  from tfflowcomp import codec as codec_lib  # pylint: disable=g-import-not-at-top
+  margin = 1e-4  # Large enough that a few of these tiny images hit it.
+  monkeypatch.setattr(codec_lib, "BOUNDARY_MARGIN", margin)
+  live = FlowCodec.from_model(tiny.tiny_model(perturb=0.05))  # Varied scales and locations.
+  image = tiny.smooth_image(16, 16, seed=3)
+  latent = live._latent(tf.constant(image))  # pylint: disable=protected-access
+  z_hat = tf.round(live.model.hyper_analysis(latent))
+  # The quality shifts every index continuously: find one that puts a value near a boundary.
+  for code in range(40000, 65536, 7):
+    per_unit = live._per_unit(tf.constant(code))  # pylint: disable=protected-access
+    _, _, distance = live._latent_distribution(  # pylint: disable=protected-access
+        z_hat, tf.shape(latent)[1:3], per_unit)
+    if float(tf.reduce_min(distance)) < margin:
+      break
+  else:
+    pytest.fail("no quality puts a value near a rounding boundary")
+  guarded_z, _, _, rounds, safe = live._guarded_side_information(  # pylint: disable=protected-access
+      latent, per_unit)
+  assert int(rounds) >= 1 and bool(safe)
+  assert not np.array_equal(guarded_z.numpy(), z_hat.numpy())
+  _, _, distance = live._latent_distribution(  # pylint: disable=protected-access
+      guarded_z, tf.shape(latent)[1:3], per_unit)
+  assert float(tf.reduce_min(distance)) >= margin
+  # The file made with the changed side information decodes like any other.
+  data = live.compress(image, code / 65535)
+  symbols = tf.round(latent * tf.cast(per_unit, tf.float32))
+  expected = live._pixels(symbols, per_unit, 16, 16)  # pylint: disable=protected-access
+  np.testing.assert_array_equal(live.decompress(data), expected.numpy())
+
+
+def test_table_choices_are_computed_in_float64():
+  from tfflowcomp import codec as codec_lib  # pylint: disable=g-import-not-at-top
+  values = tf.constant([0.5, 1.5 + 1e-12, 2.0, -0.5 - 1e-6], tf.float64)
+  np.testing.assert_allclose(codec_lib._distance_to_rounding_boundary(values).numpy(),  # pylint: disable=protected-access
+                             [0.0, 1e-12, 0.5, 1e-6], atol=1e-15)

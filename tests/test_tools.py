@@ -90,7 +90,7 @@ def test_target_bpp_search(png, tmp_path, capsys):
 
 @pytest.mark.parametrize("content,message", [
     (b"", "wrong magic"), (b"hello world, not a codec file", "wrong magic"),
-    (b"TFFC\x02\x00", "truncated"), (b"TFFC\x09" + b"\0" * 50, "version"),
+    (b"TFFC\x03\x00", "truncated"), (b"TFFC\x09" + b"\0" * 50, "version"),
 ])
 def test_bad_bitstreams_give_one_line_errors(tmp_path, capsys, content, message):
   bad = tmp_path / "bad.tfc"

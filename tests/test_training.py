@@ -39,6 +39,16 @@ def test_training_batches_are_random_patches(image_folder, tmp_path):
   assert batch.shape == (4, 16, 16, 3) and batch.dtype == tf.uint8
 
 
+def test_training_batches_are_reproducible_for_a_seed(image_folder, tmp_path):
+  """Multi-worker training initialises every worker from its own first batch: they must match."""
+  def first_batches(seed):
+    dataset = data.training_dataset(str(image_folder), str(tmp_path / "tfds"), 16, 4, seed=seed)
+    return [b.numpy() for b, _ in zip(dataset, range(3))]
+  a, b, c = first_batches(1), first_batches(1), first_batches(2)
+  assert all(np.array_equal(x, y) for x, y in zip(a, b))
+  assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
 def _config(folder, work_dir, steps):
   return TrainConfig(train_dir=str(folder), work_dir=str(work_dir), patch_size=16,
                      batch_size=2, steps=steps, warmup_steps=1, decay_start=2,

@@ -1,10 +1,10 @@
-"""The tfflowcomp container format, version 2 (pure Python, no TensorFlow).
+"""The tfflowcomp container format, version 3 (pure Python, no TensorFlow).
 
 Layout (all integers big-endian):
 
     offset  size  field
     0       4     magic b"TFFC"
-    4       1     format version (2)
+    4       1     format version (3)
     5       1     flags (reserved, must be 0)
     6       8     model fingerprint (first 8 bytes of the model's SHA-256 digest)
     14      4     image height in pixels (1 .. MAX_SIDE)
@@ -25,8 +25,10 @@ N = 2: stream 0 is a tile table, stream 1 the tiles' streams back to back:
 Each tile is coded independently (as if it were an image of its own size) and is decoded by
 re-wrapping its two streams in an untiled container of the tile's size.
 
-Each stream is one string of `range_coding.BoundedRangeCoder` (version 1 used TFC's own overflow
-coding, whose decoder can be made to loop forever; version 1 files are refused).
+Each stream is one string of `range_coding.BoundedRangeCoder`, and the latent's tables are chosen
+by the float64 hyper-synthesis with the encoder's boundary guard (`codec.FlowCodec`). Older
+versions are refused: version 1 used TFC's own overflow coding, whose decoder can be made to loop
+forever; version 2 chose tables in float32.
 
 Every way a byte string can fail to be a valid container raises `BitstreamError` with a message
 that says what is wrong; this happens before anything is allocated from header values.
@@ -38,7 +40,7 @@ import zlib
 from typing import Tuple
 
 MAGIC = b"TFFC"
-VERSION = 2
+VERSION = 3
 FINGERPRINT_BYTES = 8
 MAX_SIDE = 1 << 16
 MAX_PIXELS = 1 << 28

@@ -70,6 +70,17 @@ def pad_to_multiple(image, block: int):
   return tf.gather(tf.gather(image, rows, axis=0), cols, axis=1)
 
 
+# Smallest distance (in index or symbol units) the encoder allows between a table choice's
+# unrounded float64 value and its rounding boundary, and how often it retries to get there.
+BOUNDARY_MARGIN = 1e-9
+MAX_GUARD_ROUNDS = 16
+
+
+def _distance_to_rounding_boundary(values):
+  """|values - (k + 0.5)| for the nearest k: float64, same shape."""
+  return tf.abs(values - tf.floor(values) - 0.5)
+
+
 def _side_shape(latent_hw):
   """Spatial shape of z for a latent of spatial shape `latent_hw` (two 'same' stride-2 convs)."""
   return (latent_hw + 3) // 4
@@ -213,26 +224,81 @@ class FlowCodec(tf.Module, CodecApi):
 
   # ---- Shared pieces of both directions -----------------------------------------------------
 
-  def _latent_distribution(self, z_hat, latent_hw, per_unit):
-    """Integer table indexes (int32) and integer locations (float32) of the latent symbols.
+  def _per_unit(self, quality_code):
+    """Symbols per latent unit for a quality code: float64 `[C]` (cast to float32 for the flow).
 
-    These decide the probability tables, so sender and receiver must compute them identically:
-    they always run on the CPU in float32 (never on a GPU, where TF32 or other kernels could
-    round differently), whatever device runs the flow.
+    Computed in float64 because it enters the table indexes (see `_latent_distribution`).
+    """
+    quality = tf.cast(quality_code, tf.float64) / quality_lib.QUALITY_CODE_MAX
+    return self.model.symbols_per_latent_unit(quality, tf.float64)
+
+  def _latent_distribution(self, z_hat, latent_hw, per_unit):
+    """Table indexes and integer locations of the latent symbols, from `z_hat`.
+
+    These decide the probability tables, so sender and receiver must compute them identically.
+    They run on the CPU (never on a GPU, where TF32 or other kernels could differ) in float64,
+    and `boundary_distance` lets the encoder keep every rounded value far from its rounding
+    boundary (`_guarded_side_information`), so ~1e-15 relative differences between platforms
+    cannot change a rounding.
+
+    Args:
+      z_hat: float32 `[1, hz, wz, Cz]`, integer-valued side information.
+      latent_hw: int32 `[2]`.
+      per_unit: float64 `[C]` from `_per_unit`.
+
+    Returns:
+      `(indexes, loc, boundary_distance)`: int32 and float32 `[1, h, w, C]` (loc in symbols),
+      and float64 `[1, h, w, C]`: the smaller distance of the index's and the location's
+      unrounded value to a rounding boundary (k + 0.5).
     """
     with tf.device("/cpu:0"):
-      loc, log_scale = self.model.hyper_synthesis(z_hat, latent_hw)
-      indexes = tf.round(entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config))
-      return tf.cast(indexes, tf.int32), tf.round(loc * per_unit)
+      loc, log_scale = self.model.hyper_synthesis.call_float64(z_hat, latent_hw)
+      index = entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config)
+      location = loc * per_unit
+      distance = tf.minimum(_distance_to_rounding_boundary(index),
+                            _distance_to_rounding_boundary(location))
+      return (tf.cast(tf.round(index), tf.int32), tf.cast(tf.round(location), tf.float32),
+              distance)
+
+  def _guarded_side_information(self, latent, per_unit):
+    """Encoder: `z_hat` and the latent's tables, with no table choice near a rounding boundary.
+
+    If some index or location lies within `BOUNDARY_MARGIN` of a rounding boundary, a decoder on
+    another platform could round it the other way and decode garbage. The encoder then changes
+    the side information (adds 1 to one symbol of `z_hat` above the first such position, in a
+    different channel each round) and recomputes, up to `MAX_GUARD_ROUNDS` times. In float64 a
+    value falls that close with probability ~4e-9 per value, so this almost never runs.
+
+    Returns:
+      `(z_hat, indexes, loc, rounds, safe)`: rounds is int32 [], safe a bool [] (False only if
+      the guard gave up; the file is then still valid where it was made).
+    """
+    latent_hw = tf.shape(latent)[1:3]
+    z_hat = tf.round(self.model.hyper_analysis(latent))
+    indexes, loc, distance = self._latent_distribution(z_hat, latent_hw, per_unit)
+    channels = self.config.hyper_channels
+
+    def unsafe(unused_z, unused_indexes, unused_loc, distance):
+      return tf.reduce_any(distance < BOUNDARY_MARGIN)
+
+    def keep_going(rounds, z_hat, indexes, loc, distance):
+      return tf.logical_and(rounds < MAX_GUARD_ROUNDS, unsafe(z_hat, indexes, loc, distance))
+
+    def nudge(rounds, z_hat, unused_indexes, unused_loc, distance):
+      first = tf.cast(tf.where(distance < BOUNDARY_MARGIN)[0], tf.int32)  # [b, y, x, c]
+      position = tf.stack([0, first[1] // 4, first[2] // 4, rounds % channels])
+      z_hat = tf.tensor_scatter_nd_add(z_hat, position[None], [1.0])
+      return (rounds + 1, z_hat) + self._latent_distribution(z_hat, latent_hw, per_unit)
+
+    rounds, z_hat, indexes, loc, distance = tf.while_loop(
+        keep_going, nudge, (tf.constant(0), z_hat, indexes, loc, distance))
+    return z_hat, indexes, loc, rounds, tf.logical_not(unsafe(z_hat, indexes, loc, distance))
 
   def _side_indexes(self, side_hw):
     """Table of every side symbol: its channel. int32 `[1, h, w, C]`."""
     channels = self.config.hyper_channels
     shape = tf.concat([[1], tf.cast(side_hw, tf.int32), [channels]], 0)
     return tf.broadcast_to(tf.range(channels), shape)
-
-  def _quality(self, quality_code):
-    return tf.cast(quality_code, tf.float32) / quality_lib.QUALITY_CODE_MAX
 
   # ---- Graph functions (the export contract) -------------------------------------------------
 
@@ -260,7 +326,7 @@ class FlowCodec(tf.Module, CodecApi):
 
   def _pixels(self, symbols, per_unit, height, width):
     """Symbols `[1, h, w, C]` -> decoded uint8 image `[height, width, 3]` (synthesis)."""
-    x_hat = self.model.flow.synthesis(symbols / per_unit)[0]
+    x_hat = self.model.flow.synthesis(symbols / tf.cast(per_unit, tf.float32))[0]
     pixels = tf.clip_by_value(tf.round(to_pixels(x_hat)), 0.0, 255.0)
     return tf.cast(pixels[:height, :width], tf.uint8)
 
@@ -268,12 +334,10 @@ class FlowCodec(tf.Module, CodecApi):
     """The whole sender side for a validated image; returns the container (string [])."""
     shape = tf.shape(image, out_type=tf.int64)
     latent = self._latent(image)
-    latent_hw = tf.shape(latent)[1:3]
-    z_hat = tf.round(self.model.hyper_analysis(latent))
+    z_hat, indexes, loc, _, _ = self._guarded_side_information(latent, per_unit)
     side_string = self.side_coder.encode(tf.cast(z_hat, tf.int32),
                                          self._side_indexes(tf.shape(z_hat)[1:3]))
-    indexes, loc = self._latent_distribution(z_hat, latent_hw, per_unit)
-    symbols = tf.round(latent * per_unit)
+    symbols = tf.round(latent * tf.cast(per_unit, tf.float32))
     latent_string = self.latent_coder.encode(tf.cast(symbols - loc, tf.int32), indexes)
     return graph_bitstream.pack(self.fingerprint_var, shape[0], shape[1], quality_code,
                                 [side_string, latent_string])
@@ -286,7 +350,7 @@ class FlowCodec(tf.Module, CodecApi):
   ])
   def compress_graph(self, image, quality) -> Dict[str, tf.Tensor]:
     quality_code = self._quality_code(image, quality)
-    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
+    per_unit = self._per_unit(quality_code)
     return {"bitstream_bytes": self._encode(image, quality_code, per_unit)}
 
   @tf.function(input_signature=[
@@ -308,9 +372,9 @@ class FlowCodec(tf.Module, CodecApi):
       dict: `bitstream_bytes` (string []), `iterations` (int32 []), `converged` (bool []).
     """
     quality_code = self._quality_code(image, quality)
-    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
+    per_unit = self._per_unit(quality_code)
     shape = tf.shape(image)
-    symbols_of = lambda img: tf.round(self._latent(img) * per_unit)
+    symbols_of = lambda img: tf.round(self._latent(img) * tf.cast(per_unit, tf.float32))
 
     def keep_going(i, unused_img, unused_symbols, converged):
       return tf.logical_and(i < max_iterations, tf.logical_not(converged))
@@ -333,11 +397,11 @@ class FlowCodec(tf.Module, CodecApi):
     block = self.config.block_size
     latent_hw = tf.cast(tf.stack([(height + block - 1) // block, (width + block - 1) // block]),
                         tf.int32)
-    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
+    per_unit = self._per_unit(quality_code)
     side_symbols, side_ok = self.side_coder.decode(
         streams[_SIDE], self._side_indexes(_side_shape(latent_hw)))
-    indexes, loc = self._latent_distribution(tf.cast(side_symbols, tf.float32), latent_hw,
-                                             per_unit)
+    indexes, loc, _ = self._latent_distribution(tf.cast(side_symbols, tf.float32), latent_hw,
+                                                per_unit)
     values, latent_ok = self.latent_coder.decode(streams[_LATENT], indexes)
     with tf.control_dependencies([tf.debugging.Assert(
         tf.logical_and(side_ok, latent_ok),
@@ -352,8 +416,9 @@ class FlowCodec(tf.Module, CodecApi):
   def latent_symbols_graph(self, image, quality) -> Dict[str, tf.Tensor]:
     """The quantized latent of an image (diagnostics): int32 `[h, w, C]`."""
     quality_code = self._quality_code(image, quality)
-    per_unit = self.model.symbols_per_latent_unit(self._quality(quality_code))
-    return {"symbols": tf.cast(tf.round(self._latent(image) * per_unit)[0], tf.int32)}
+    per_unit = self._per_unit(quality_code)
+    return {"symbols": tf.cast(
+        tf.round(self._latent(image) * tf.cast(per_unit, tf.float32))[0], tf.int32)}
 
   @tf.function(input_signature=[
       tf.TensorSpec([], tf.string, name="encoded_image"),

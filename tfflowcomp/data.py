@@ -92,18 +92,24 @@ def prepare_folder(folder: str, data_dir: str) -> tfds.core.DatasetBuilder:
 def random_patches(images: tf.data.Dataset, patch_size: int, seed: Optional[int] = None):
   """uint8 `[H, W, 3]` images -> random `[patch, patch, 3]` crops with random flips.
 
-  Images smaller than the patch in either dimension are skipped.
+  Images smaller than the patch in either dimension are skipped. The crops and flips use
+  stateless random ops seeded by `(seed, element index)`, so the patches do not depend on how
+  the parallel map schedules its threads: every worker of a multi-worker run, and every rerun,
+  gets the same patches (`seed=None` means 0).
   """
   def large_enough(image):
     shape = tf.shape(image)
     return tf.logical_and(shape[0] >= patch_size, shape[1] >= patch_size)
 
-  def crop_and_flip(image):
-    patch = tf.image.random_crop(image, [patch_size, patch_size, 3], seed=seed)
-    patch = tf.image.random_flip_left_right(patch, seed=seed)
-    return tf.image.random_flip_up_down(patch, seed=seed)
+  def crop_and_flip(index, image):
+    seeds = tf.random.experimental.stateless_split(
+        tf.stack([tf.constant(seed or 0, tf.int64), index]), 3)
+    patch = tf.image.stateless_random_crop(image, [patch_size, patch_size, 3], seed=seeds[0])
+    patch = tf.image.stateless_random_flip_left_right(patch, seed=seeds[1])
+    return tf.image.stateless_random_flip_up_down(patch, seed=seeds[2])
 
-  return images.filter(large_enough).map(crop_and_flip, num_parallel_calls=tf.data.AUTOTUNE)
+  return images.filter(large_enough).enumerate().map(crop_and_flip,
+                                                     num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def training_dataset(folder: str, data_dir: str, patch_size: int, batch_size: int,

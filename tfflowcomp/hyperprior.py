@@ -49,3 +49,28 @@ class HyperSynthesis(tf.keras.layers.Layer):
     out = out[:, :latent_shape[0], :latent_shape[1], :]
     loc, log_scale = tf.split(out, 2, axis=-1)
     return loc, log_scale
+
+  def call_float64(self, z, latent_shape):
+    """The same function evaluated in float64, for coding: (loc, log_scale), float64.
+
+    The coding tables are chosen by rounding these outputs, so encoder and decoder must agree
+    on which side of every rounding boundary each value falls. In float64 two platforms (or
+    kernels) differ by ~1e-15 relative instead of ~1e-7, and the encoder's guard
+    (`FlowCodec._guarded_side_information`) keeps every value far from a boundary.
+    """
+    out = tf.cast(z, tf.float64)
+    for layer in self.layers_:
+      kernel = tf.cast(layer.kernel, tf.float64)
+      if isinstance(layer, tf.keras.layers.Conv2DTranspose):
+        shape = tf.shape(out)
+        out = tf.nn.conv2d_transpose(
+            out, kernel, tf.stack([shape[0], 2 * shape[1], 2 * shape[2], kernel.shape[2]]),
+            strides=2, padding="SAME")
+      else:
+        out = tf.nn.conv2d(out, kernel, strides=1, padding="SAME")
+      out = tf.nn.bias_add(out, tf.cast(layer.bias, tf.float64))
+      if layer.activation is tf.keras.activations.relu:
+        out = tf.nn.relu(out)
+    out = out[:, :latent_shape[0], :latent_shape[1], :]
+    loc, log_scale = tf.split(out, 2, axis=-1)
+    return loc, log_scale

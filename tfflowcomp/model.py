@@ -71,11 +71,16 @@ class FlowCompressionModel(tf.keras.Model):
 
   # ---- The quality knob -------------------------------------------------------------------
 
-  def symbols_per_latent_unit(self, quality):
-    """`gain(q) / step(q)` per latent channel: float32 `[C]` for a scalar quality."""
-    quality = tf.convert_to_tensor(quality, tf.float32)
-    log_gain = (1.0 - quality) * self.log_gain_low + quality * self.log_gain_high
-    step = quality_lib.step_size(quality, self.config.max_step, self.config.min_step) / 255.0
+  def symbols_per_latent_unit(self, quality, dtype=tf.float32):
+    """`gain(q) / step(q)` per latent channel: `[C]` of `dtype` for a scalar quality.
+
+    Training uses float32; coding uses float64 (see `codec.FlowCodec._per_unit`).
+    """
+    quality = tf.cast(quality, dtype)
+    log_gain = ((1.0 - quality) * tf.cast(self.log_gain_low, dtype) +
+                quality * tf.cast(self.log_gain_high, dtype))
+    step = quality_lib.step_size(quality, self.config.max_step, self.config.min_step,
+                                 dtype) / 255.0
     return tf.exp(log_gain) / step
 
   # ---- Initialisation ---------------------------------------------------------------------

@@ -40,9 +40,9 @@ def quantize_quality(quality):
   return tf.round(quality * QUALITY_CODE_MAX) / QUALITY_CODE_MAX
 
 
-def step_size(quality, max_step: float, min_step: float):
-  """Quantization step in 8-bit pixel units; a float32 tensor shaped like `quality`."""
-  quality = tf.convert_to_tensor(quality, tf.float32)
+def step_size(quality, max_step: float, min_step: float, dtype=tf.float32):
+  """Quantization step in 8-bit pixel units; a `dtype` tensor shaped like `quality`."""
+  quality = tf.cast(quality, dtype)
   return max_step * tf.exp(quality * math.log(min_step / max_step))
 
 
