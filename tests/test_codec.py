@@ -227,3 +227,11 @@ def test_table_choices_are_computed_in_float64():
   values = tf.constant([0.5, 1.5 + 1e-12, 2.0, -0.5 - 1e-6], tf.float64)
   np.testing.assert_allclose(codec_lib._distance_to_rounding_boundary(values).numpy(),  # pylint: disable=protected-access
                              [0.0, 1e-12, 0.5, 1e-6], atol=1e-15)
+
+
+def test_graph_functions_trace_once_for_every_image_size():
+  live = tiny.tiny_codec()
+  for height, width in ((5, 7), (16, 16), (33, 20), (64, 48)):
+    live.decompress(live.compress(tiny.smooth_image(height, width, seed=height), 0.5))
+  assert live.compress_graph.experimental_get_tracing_count() == 1
+  assert live.decompress_graph.experimental_get_tracing_count() == 1
