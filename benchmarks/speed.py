@@ -126,9 +126,12 @@ def run_train_case(codec_name, repeats):
 def _subprocess(args):
   command = [sys.executable, os.path.abspath(__file__), "--_case"] + args
   result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+  if result.returncode < 0:
+    return dict(error=f"killed by signal {-result.returncode}"
+                + (" (the kernel's out-of-memory killer)" if result.returncode == -9 else ""))
   if result.returncode != 0:
-    tail = (result.stderr.strip().splitlines() or ["?"])[-1]
-    return dict(error=f"exit {result.returncode}: {tail[:300]}")
+    lines = [l for l in result.stderr.strip().splitlines() if "Error" in l] or ["?"]
+    return dict(error=f"exit {result.returncode}: {lines[-1][:300]}")
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
