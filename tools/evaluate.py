@@ -114,13 +114,21 @@ def summary_table(curves):
   return "\n".join(lines)
 
 
+# Published curves drawn in the plot (all of them are in the JSON and the table).
+PLOTTED_PUBLISHED = ("JPEG2000 (published)", "BPG 4:4:4 (published)",
+                     "VTM (VVC reference) (published)", "bmshj2018-hyperprior (published)",
+                     "mbt2018 (published)")
+
+
 def plot(curves, path, title):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+  fig, ax = plt.subplots(figsize=(10, 5.5), dpi=100)
   for name, curve in curves.items():
-    style = dict(linewidth=2.5, color="black", marker="o") if name == OURS else dict(
+    if "published" in name and name not in PLOTTED_PUBLISHED:
+      continue
+    style = dict(linewidth=2.8, color="black", marker="o", zorder=10) if name == OURS else dict(
         linewidth=1.2, linestyle="--" if "published" in name else "-", marker=".")
     ax.plot(curve["bpp"], curve["psnr"], label=name, **style)
   ax.set_xscale("log")
@@ -128,7 +136,7 @@ def plot(curves, path, title):
   ax.set_ylabel("RGB PSNR (dB)")
   ax.set_title(title, fontsize=10)
   ax.grid(True, which="both", alpha=0.3)
-  ax.legend(fontsize=7, loc="lower right")
+  ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   fig.tight_layout()
   fig.savefig(path)
   plt.close(fig)
