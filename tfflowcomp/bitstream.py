@@ -92,16 +92,21 @@ def tile_grid(height: int, width: int, tile_side: int):
           for top in range(0, height, tile_side) for left in range(0, width, tile_side)]
 
 
-def _check_tile_side(tile_side: int, height: int, width: int) -> int:
-  """Returns the number of tiles; raises BitstreamError for an invalid tile side."""
+def check_tile_side(tile_side: int) -> None:
+  """Raises BitstreamError unless `tile_side` is a valid tile side for the format."""
   if tile_side < MIN_TILE_SIDE or tile_side > MAX_SIDE or tile_side % TILE_MULTIPLE:
     raise BitstreamError(f"invalid tile side {tile_side}: must be a multiple of "
                          f"{TILE_MULTIPLE} in {MIN_TILE_SIDE}..{MAX_SIDE}.")
+
+
+def _tile_count(tile_side: int, height: int, width: int) -> int:
+  """Number of tiles of a valid `tile_side` (raises BitstreamError for an invalid one)."""
+  check_tile_side(tile_side)
   return -(-height // tile_side) * -(-width // tile_side)
 
 
 def _pack_tiles(container: Container) -> Tuple[bytes, bytes]:
-  num_tiles = _check_tile_side(container.tile_side, container.height, container.width)
+  num_tiles = _tile_count(container.tile_side, container.height, container.width)
   if len(container.streams) != 2 * num_tiles:
     raise BitstreamError(f"{num_tiles} tiles need {2 * num_tiles} streams, got "
                          f"{len(container.streams)}.")
@@ -114,7 +119,7 @@ def _unpack_tiles(height: int, width: int, table: bytes, payload: bytes) -> Tupl
   if len(table) < 8:
     raise BitstreamError("truncated tile table.")
   tile_side, num_tiles = struct.unpack_from(">II", table, 0)
-  expected_tiles = _check_tile_side(tile_side, height, width)
+  expected_tiles = _tile_count(tile_side, height, width)
   if num_tiles != expected_tiles:
     raise BitstreamError(f"the tile table lists {num_tiles} tiles, a {width}x{height} image "
                          f"in {tile_side}-pixel tiles has {expected_tiles}.")

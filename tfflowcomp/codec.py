@@ -56,7 +56,7 @@ def choose_tile_side(height: int, width: int, tile_side=None) -> int:
   tile_side = int(tile_side)
   if tile_side == 0:
     return 0
-  bitstream._check_tile_side(tile_side, height, width)  # pylint: disable=protected-access
+  bitstream.check_tile_side(tile_side)
   return 0 if tile_side >= max(height, width) else tile_side
 
 
@@ -278,11 +278,11 @@ class FlowCodec(tf.Module, CodecApi):
     indexes, loc, distance = self._latent_distribution(z_hat, latent_hw, per_unit)
     channels = self.config.hyper_channels
 
-    def unsafe(unused_z, unused_indexes, unused_loc, distance):
+    def unsafe(distance):
       return tf.reduce_any(distance < BOUNDARY_MARGIN)
 
-    def keep_going(rounds, z_hat, indexes, loc, distance):
-      return tf.logical_and(rounds < MAX_GUARD_ROUNDS, unsafe(z_hat, indexes, loc, distance))
+    def keep_going(rounds, unused_z, unused_indexes, unused_loc, distance):
+      return tf.logical_and(rounds < MAX_GUARD_ROUNDS, unsafe(distance))
 
     def nudge(rounds, z_hat, unused_indexes, unused_loc, distance):
       first = tf.cast(tf.where(distance < BOUNDARY_MARGIN)[0], tf.int32)  # [b, y, x, c]
@@ -292,7 +292,7 @@ class FlowCodec(tf.Module, CodecApi):
 
     rounds, z_hat, indexes, loc, distance = tf.while_loop(
         keep_going, nudge, (tf.constant(0), z_hat, indexes, loc, distance))
-    return z_hat, indexes, loc, rounds, tf.logical_not(unsafe(z_hat, indexes, loc, distance))
+    return z_hat, indexes, loc, rounds, tf.logical_not(unsafe(distance))
 
   def _side_indexes(self, side_hw):
     """Table of every side symbol: its channel. int32 `[1, h, w, C]`."""
@@ -324,6 +324,10 @@ class FlowCodec(tf.Module, CodecApi):
     return self.model.flow.analysis(
         to_model_units(pad_to_multiple(image, self.config.block_size))[None])
 
+  def _quantize(self, latent, per_unit):
+    """The only lossy step: latent `[1, h, w, C]` -> integer-valued float32 symbols."""
+    return tf.round(latent * tf.cast(per_unit, tf.float32))
+
   def _pixels(self, symbols, per_unit, height, width):
     """Symbols `[1, h, w, C]` -> decoded uint8 image `[height, width, 3]` (synthesis)."""
     x_hat = self.model.flow.synthesis(symbols / tf.cast(per_unit, tf.float32))[0]
@@ -337,7 +341,7 @@ class FlowCodec(tf.Module, CodecApi):
     z_hat, indexes, loc, _, _ = self._guarded_side_information(latent, per_unit)
     side_string = self.side_coder.encode(tf.cast(z_hat, tf.int32),
                                          self._side_indexes(tf.shape(z_hat)[1:3]))
-    symbols = tf.round(latent * tf.cast(per_unit, tf.float32))
+    symbols = self._quantize(latent, per_unit)
     latent_string = self.latent_coder.encode(tf.cast(symbols - loc, tf.int32), indexes)
     return graph_bitstream.pack(self.fingerprint_var, shape[0], shape[1], quality_code,
                                 [side_string, latent_string])
@@ -374,7 +378,7 @@ class FlowCodec(tf.Module, CodecApi):
     quality_code = self._quality_code(image, quality)
     per_unit = self._per_unit(quality_code)
     shape = tf.shape(image)
-    symbols_of = lambda img: tf.round(self._latent(img) * tf.cast(per_unit, tf.float32))
+    symbols_of = lambda img: self._quantize(self._latent(img), per_unit)
 
     def keep_going(i, unused_img, unused_symbols, converged):
       return tf.logical_and(i < max_iterations, tf.logical_not(converged))
@@ -417,8 +421,7 @@ class FlowCodec(tf.Module, CodecApi):
     """The quantized latent of an image (diagnostics): int32 `[h, w, C]`."""
     quality_code = self._quality_code(image, quality)
     per_unit = self._per_unit(quality_code)
-    return {"symbols": tf.cast(
-        tf.round(self._latent(image) * tf.cast(per_unit, tf.float32))[0], tf.int32)}
+    return {"symbols": tf.cast(self._quantize(self._latent(image), per_unit)[0], tf.int32)}
 
   @tf.function(input_signature=[
       tf.TensorSpec([], tf.string, name="encoded_image"),

@@ -46,9 +46,7 @@ class HyperSynthesis(tf.keras.layers.Layer):
     out = z
     for layer in self.layers_:
       out = layer(out)
-    out = out[:, :latent_shape[0], :latent_shape[1], :]
-    loc, log_scale = tf.split(out, 2, axis=-1)
-    return loc, log_scale
+    return _crop_and_split(out, latent_shape)
 
   def call_float64(self, z, latent_shape):
     """The same function evaluated in float64, for coding: (loc, log_scale), float64.
@@ -71,6 +69,11 @@ class HyperSynthesis(tf.keras.layers.Layer):
       out = tf.nn.bias_add(out, tf.cast(layer.bias, tf.float64))
       if layer.activation is tf.keras.activations.relu:
         out = tf.nn.relu(out)
-    out = out[:, :latent_shape[0], :latent_shape[1], :]
-    loc, log_scale = tf.split(out, 2, axis=-1)
-    return loc, log_scale
+    return _crop_and_split(out, latent_shape)
+
+
+def _crop_and_split(out, latent_shape):
+  """Crops the synthesis output to the latent's spatial shape -> (loc, log_scale)."""
+  out = out[:, :latent_shape[0], :latent_shape[1], :]
+  loc, log_scale = tf.split(out, 2, axis=-1)
+  return loc, log_scale

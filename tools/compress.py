@@ -288,10 +288,11 @@ def _tile_side_arg(text):
     value = int(text)
   except ValueError:
     raise argparse.ArgumentTypeError(f"{text!r} is not an integer.") from None
-  if value and (value < bitstream.MIN_TILE_SIDE or value % bitstream.TILE_MULTIPLE):
-    raise argparse.ArgumentTypeError(
-        f"{value} is not 0 or a multiple of {bitstream.TILE_MULTIPLE} that is at least "
-        f"{bitstream.MIN_TILE_SIDE}.")
+  if value:
+    try:
+      bitstream.check_tile_side(value)
+    except bitstream.BitstreamError as error:
+      raise argparse.ArgumentTypeError(f"{error} (or 0: never tile)") from None
   return value
 
 
