@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import tiny
 from tfflowcomp import bitstream
+from tfflowcomp import export
 from tfflowcomp import metrics
 from tfflowcomp.codec import FlowCodec, pad_to_multiple
 from tfflowcomp.entropy import TablesNotBuiltError
@@ -217,8 +218,8 @@ def test_encoder_guard_keeps_table_choices_away_from_rounding_boundaries(monkeyp
   assert float(tf.reduce_min(distance)) >= margin
   # The file made with the changed side information decodes like any other.
   data = live.compress(image, code / 65535)
-  symbols = tf.round(latent * tf.cast(per_unit, tf.float32))
-  expected = live._pixels(symbols, per_unit, 16, 16)  # pylint: disable=protected-access
+  _, _, loc, offsets = live._analyse(tf.constant(image), per_unit)  # pylint: disable=protected-access
+  expected = live._pixels(offsets + loc, per_unit, 16, 16)  # pylint: disable=protected-access
   np.testing.assert_array_equal(live.decompress(data), expected.numpy())
 
 
@@ -235,3 +236,35 @@ def test_graph_functions_trace_once_for_every_image_size():
     live.decompress(live.compress(tiny.smooth_image(height, width, seed=height), 0.5))
   assert live.compress_graph.experimental_get_tracing_count() == 1
   assert live.decompress_graph.experimental_get_tracing_count() == 1
+
+
+def test_encoder_trade_off_changes_files_not_decoding(saved_codec):
+  """RDOQ (default) vs plain rounding: both decode with the unchanged decoder; RDOQ is smaller.
+
+  The live codecs are rebuilt from the checked-in SavedModel (`export.restore_model`), which
+  must reproduce its fingerprint and its files.
+  """
+  model = export.restore_model(tiny.TINY_MODEL_DIR)
+  rdoq = FlowCodec.from_model(model)
+  plain = FlowCodec.from_model(model, distortion_weight=float("inf"))
+  assert rdoq.fingerprint == plain.fingerprint == saved_codec.fingerprint
+  image = tiny.smooth_image(48, 64, seed=11)
+  for quality in (0.2, 0.6):
+    rdoq_data, plain_data = rdoq.compress(image, quality), plain.compress(image, quality)
+    assert rdoq_data == saved_codec.compress(image, quality)
+    assert rdoq_data != plain_data and len(rdoq_data) < len(plain_data)
+    for data in (rdoq_data, plain_data):
+      np.testing.assert_array_equal(saved_codec.decompress(data), rdoq.decompress(data))
+    rdoq_symbols = rdoq.latent_symbols_graph(tf.constant(image), quality)["symbols"].numpy()
+    plain_symbols = plain.latent_symbols_graph(tf.constant(image), quality)["symbols"].numpy()
+    moved = rdoq_symbols != plain_symbols
+    assert moved.any()
+    assert np.all(np.abs(rdoq_symbols[moved]) < np.abs(plain_symbols[moved]))
+
+
+def test_fingerprint_depends_on_weights_not_on_process_history():
+  first = tiny.tiny_codec()
+  tiny.tiny_model(seed=3)  # Building other models renumbers Keras layer names.
+  again = tiny.tiny_codec()
+  assert first.fingerprint == again.fingerprint
+  assert tiny.tiny_codec(seed=1).fingerprint != first.fingerprint

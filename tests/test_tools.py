@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import tiny
+from tfflowcomp import bitstream
 
 sys.path.insert(0, os.path.join(tiny.TESTDATA, "..", "..", "tools"))
 import compress  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -90,7 +91,8 @@ def test_target_bpp_search(png, tmp_path, capsys):
 
 @pytest.mark.parametrize("content,message", [
     (b"", "wrong magic"), (b"hello world, not a codec file", "wrong magic"),
-    (b"TFFC\x03\x00", "truncated"), (b"TFFC\x09" + b"\0" * 50, "version"),
+    (b"TFFC" + bytes([bitstream.VERSION, 0]), "truncated"),
+    (b"TFFC\x09" + b"\0" * 50, "version"),
 ])
 def test_bad_bitstreams_give_one_line_errors(tmp_path, capsys, content, message):
   bad = tmp_path / "bad.tfc"

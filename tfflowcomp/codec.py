@@ -27,6 +27,7 @@ from tfflowcomp import bitstream
 from tfflowcomp import entropy
 from tfflowcomp import graph_bitstream
 from tfflowcomp import quality as quality_lib
+from tfflowcomp import quantization
 from tfflowcomp import range_coding
 from tfflowcomp.config import ModelConfig
 from tfflowcomp.model import FlowCompressionModel, to_model_units, to_pixels
@@ -173,12 +174,19 @@ class CodecApi:
 
 
 class FlowCodec(tf.Module, CodecApi):
-  """Frozen, exportable codec built around a trained `FlowCompressionModel`."""
+  """Frozen, exportable codec built around a trained `FlowCompressionModel`.
 
-  def __init__(self, model: FlowCompressionModel):
+  `distortion_weight` is the encoder's rate-distortion trade-off in quantization (see
+  `quantization.py`; `float("inf")` = plain rounding). It changes which files the encoder writes,
+  never how they decode, so it is not part of the fingerprint.
+  """
+
+  def __init__(self, model: FlowCompressionModel,
+               distortion_weight: float = quantization.DISTORTION_WEIGHT):
     super().__init__(name="flow_codec")
     model.ensure_built()
     self.model = model
+    self.distortion_weight = float(distortion_weight)
     self.config = model.config
     self.side_model = None
     self.side_coder = None
@@ -190,9 +198,10 @@ class FlowCodec(tf.Module, CodecApi):
   # ---- The freeze step --------------------------------------------------------------------
 
   @classmethod
-  def from_model(cls, model: FlowCompressionModel) -> "FlowCodec":
+  def from_model(cls, model: FlowCompressionModel,
+                 distortion_weight: float = quantization.DISTORTION_WEIGHT) -> "FlowCodec":
     """Builds the coding tables from a trained model. The model must not change afterwards."""
-    codec = cls(model)
+    codec = cls(model, distortion_weight)
     codec.build_tables()
     return codec
 
@@ -209,10 +218,17 @@ class FlowCodec(tf.Module, CodecApi):
     return self.side_model is not None
 
   def _compute_fingerprint(self) -> bytes:
+    """SHA-256 of the config and of every variable that coding uses, in tracking order.
+
+    Variable names are left out: Keras numbers its layers per process ("conv2d_38"), so the same
+    weights built after another model would otherwise get another fingerprint. Training metrics
+    (running means) are left out too.
+    """
     digest = hashlib.sha256(self.config.to_json().encode())
-    variables = list(self.model.variables) + list(self.side_model.variables)
-    for variable in sorted(variables, key=lambda v: v.name):
-      digest.update(variable.name.encode())
+    metric_variables = {id(v) for metric in self.model.metrics for v in metric.variables}
+    variables = [v for v in self.model.variables if id(v) not in metric_variables]
+    for variable in variables + list(self.side_model.variables):
+      digest.update(f"{variable.dtype.name}{variable.shape.as_list()}".encode())
       digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
     return digest.digest()[:bitstream.FINGERPRINT_BYTES]
 
@@ -247,9 +263,9 @@ class FlowCodec(tf.Module, CodecApi):
       per_unit: float64 `[C]` from `_per_unit`.
 
     Returns:
-      `(indexes, loc, boundary_distance)`: int32 and float32 `[1, h, w, C]` (loc in symbols),
-      and float64 `[1, h, w, C]`: the smaller distance of the index's and the location's
-      unrounded value to a rounding boundary (k + 0.5).
+      `(indexes, loc, boundary_distance)`: int32 and integer-valued float32 `[1, h, w, C]` (loc
+      in symbols), and float64 `[1, h, w, C]`: the smaller distance of the index's and the
+      location's unrounded value to a rounding boundary (k + 0.5).
     """
     with tf.device("/cpu:0"):
       loc, log_scale = self.model.hyper_synthesis.call_float64(z_hat, latent_hw)
@@ -324,9 +340,26 @@ class FlowCodec(tf.Module, CodecApi):
     return self.model.flow.analysis(
         to_model_units(pad_to_multiple(image, self.config.block_size))[None])
 
-  def _quantize(self, latent, per_unit):
-    """The only lossy step: latent `[1, h, w, C]` -> integer-valued float32 symbols."""
-    return tf.round(latent * tf.cast(per_unit, tf.float32))
+  def _analyse(self, image, per_unit):
+    """Sender: everything the container carries for a validated image (the only lossy step).
+
+    The symbols stay on the integer grid: the decoder reconstructs `offsets + loc` with `loc`
+    rounded, so a decoded image re-analyses to the same symbols whatever side information it
+    gets (quantizing around the unrounded mean saves rate but makes the reconstruction follow
+    `z_hat`, which changes under re-encoding: measured -0.2 dB per generation).
+
+    Returns:
+      `(z_hat, indexes, loc, offsets)`: float32 integer-valued side information
+      `[1, hz, wz, Cz]`; int32 table indexes, float32 integer-valued locations (symbols) and
+      float32 integer-valued coded offsets (`quantization.quantize_residual`), each
+      `[1, h, w, C]`.
+    """
+    latent = self._latent(image)
+    z_hat, indexes, loc, _, _ = self._guarded_side_information(latent, per_unit)
+    residual = latent * tf.cast(per_unit, tf.float32) - loc
+    offsets = quantization.quantize_residual(
+        residual, entropy.table_scale(indexes, self.config), self.distortion_weight)
+    return z_hat, indexes, loc, offsets
 
   def _pixels(self, symbols, per_unit, height, width):
     """Symbols `[1, h, w, C]` -> decoded uint8 image `[height, width, 3]` (synthesis)."""
@@ -337,12 +370,10 @@ class FlowCodec(tf.Module, CodecApi):
   def _encode(self, image, quality_code, per_unit):
     """The whole sender side for a validated image; returns the container (string [])."""
     shape = tf.shape(image, out_type=tf.int64)
-    latent = self._latent(image)
-    z_hat, indexes, loc, _, _ = self._guarded_side_information(latent, per_unit)
+    z_hat, indexes, _, offsets = self._analyse(image, per_unit)
     side_string = self.side_coder.encode(tf.cast(z_hat, tf.int32),
                                          self._side_indexes(tf.shape(z_hat)[1:3]))
-    symbols = self._quantize(latent, per_unit)
-    latent_string = self.latent_coder.encode(tf.cast(symbols - loc, tf.int32), indexes)
+    latent_string = self.latent_coder.encode(tf.cast(offsets, tf.int32), indexes)
     return graph_bitstream.pack(self.fingerprint_var, shape[0], shape[1], quality_code,
                                 [side_string, latent_string])
 
@@ -366,11 +397,12 @@ class FlowCodec(tf.Module, CodecApi):
     """Compression whose output re-encodes to itself (generation loss exactly zero).
 
     Decoding rounds pixels to 8 bits, so re-encoding a decoded image can move latent symbols.
-    This searches for a decoded image that is a fixed point: starting from the input's symbols
-    `s_0`, it decodes `img_{i+1} = decode(s_i)` and re-analyses `s_{i+1} = symbols(img_{i+1})`
-    until `s_{i+1} == s_i`; it then codes `img_{i+1}` (whose plain compression has symbols
-    `s_i`), so `compress(decompress(bytes)) == bytes`. If no fixed point is found within
-    `max_iterations`, it falls back to plain compression of the input (`converged` = False).
+    This searches for a decoded image that is a fixed point: starting from the input's coded
+    values `c_0` (side information and latent offsets), it decodes `img_{i+1} = decode(c_i)` and
+    re-analyses `c_{i+1} = analyse(img_{i+1})` until `c_{i+1} == c_i`; it then codes
+    `img_{i+1}` (whose plain compression carries `c_i`), so `compress(decompress(bytes)) ==
+    bytes`. If no fixed point is found within `max_iterations`, it falls back to plain
+    compression of the input (`converged` = False).
 
     Returns:
       dict: `bitstream_bytes` (string []), `iterations` (int32 []), `converged` (bool []).
@@ -378,18 +410,21 @@ class FlowCodec(tf.Module, CodecApi):
     quality_code = self._quality_code(image, quality)
     per_unit = self._per_unit(quality_code)
     shape = tf.shape(image)
-    symbols_of = lambda img: self._quantize(self._latent(img), per_unit)
 
-    def keep_going(i, unused_img, unused_symbols, converged):
+    def keep_going(i, unused_img, unused_coded, converged):
       return tf.logical_and(i < max_iterations, tf.logical_not(converged))
 
-    def step(i, unused_img, symbols, unused_converged):
-      decoded = self._pixels(symbols, per_unit, shape[0], shape[1])
-      new_symbols = symbols_of(decoded)
-      return i + 1, decoded, new_symbols, tf.reduce_all(tf.equal(new_symbols, symbols))
+    def step(i, unused_img, coded, unused_converged):
+      z_hat, unused_indexes, loc, offsets = coded
+      decoded = self._pixels(offsets + loc, per_unit, shape[0], shape[1])
+      new = self._analyse(decoded, per_unit)
+      same = tf.logical_and(tf.reduce_all(tf.equal(new[0], z_hat)),
+                            tf.reduce_all(tf.equal(new[3], offsets)))
+      return i + 1, decoded, new, same
 
     iterations, fixed_point, _, converged = tf.while_loop(
-        keep_going, step, (tf.constant(0), image, symbols_of(image), tf.constant(False)))
+        keep_going, step,
+        (tf.constant(0), image, self._analyse(image, per_unit), tf.constant(False)))
     chosen = tf.cond(converged, lambda: fixed_point, lambda: image)
     return {"bitstream_bytes": self._encode(chosen, quality_code, per_unit),
             "iterations": iterations, "converged": converged}
@@ -418,10 +453,10 @@ class FlowCodec(tf.Module, CodecApi):
       tf.TensorSpec([], tf.float32, name="quality"),
   ])
   def latent_symbols_graph(self, image, quality) -> Dict[str, tf.Tensor]:
-    """The quantized latent of an image (diagnostics): int32 `[h, w, C]`."""
+    """The coded latent offsets of an image (diagnostics): int32 `[h, w, C]`."""
     quality_code = self._quality_code(image, quality)
     per_unit = self._per_unit(quality_code)
-    return {"symbols": tf.cast(self._quantize(self._latent(image), per_unit)[0], tf.int32)}
+    return {"symbols": tf.cast(self._analyse(image, per_unit)[3][0], tf.int32)}
 
   @tf.function(input_signature=[
       tf.TensorSpec([], tf.string, name="encoded_image"),

@@ -10,8 +10,9 @@ Workflow:
      only and are built when the model is constructed.
   3. Coding: the frozen models' `compress`/`decompress` run TFC's range coder.
 
-All coding runs in symbol units: latent symbols are `round(latent * gain(q) / step(q))`, so the
-latent scale `sigma` (latent units) becomes `sigma * gain / step` bins.
+All coding runs in symbol units: latent symbols are integers next to `latent * gain(q) / step(q)`
+(chosen by `quantization.py`), so the latent scale `sigma` (latent units) becomes
+`sigma * gain / step` bins. The coder carries them minus the rounded predicted mean.
 """
 
 import math
@@ -51,6 +52,12 @@ def scale_indexes(log_scale_bins, config: ModelConfig):
   log_min, log_step = _log_scale_range(config)
   index = (log_scale_bins - log_min) / log_step
   return tf.clip_by_value(index, 0.0, float(config.num_scales - 1))
+
+
+def table_scale(indexes, config: ModelConfig):
+  """Scale (in bins) of the latent table with integer index `indexes` (int32): float32."""
+  log_min, log_step = _log_scale_range(config)
+  return tf.exp(log_min + log_step * tf.cast(indexes, tf.float32))
 
 
 def side_prior(config: ModelConfig) -> tfc.NoisyDeepFactorized:

@@ -35,6 +35,7 @@ import tensorflow_compression  # pylint: disable=unused-import  (registers the r
 from tfflowcomp import bitstream
 from tfflowcomp.codec import CodecApi, FlowCodec
 from tfflowcomp.config import ModelConfig
+from tfflowcomp.model import FlowCompressionModel
 
 MODEL_INFO = "model_info.json"
 
@@ -107,6 +108,27 @@ class SavedCodec(CodecApi):
 
   def _run_decompress(self, data):
     return self._decompress_fn(bitstream=tf.constant(data))["image"].numpy()
+
+
+def restore_model(path: str) -> FlowCompressionModel:
+  """The trainable Keras model inside an exported SavedModel (for studies and fine-tuning).
+
+  `path`: a SavedModel or a serving-layout model folder. `FlowCodec.from_model(model)` then gives
+  a live codec with the same fingerprint (checked here) whose encoder settings can be changed.
+  """
+  path = latest_version_dir(path)
+  variables = os.path.join(path, "variables", "variables")
+  reader = tf.train.load_checkpoint(variables)
+  config = ModelConfig.from_json(
+      reader.get_tensor("config_json/.ATTRIBUTES/VARIABLE_VALUE").decode())
+  model = FlowCompressionModel(config)
+  model.ensure_built()
+  tf.train.Checkpoint(model=model).read(variables).expect_partial().assert_existing_objects_matched()
+  fingerprint = reader.get_tensor("fingerprint_var/.ATTRIBUTES/VARIABLE_VALUE")
+  rebuilt = FlowCodec.from_model(model).fingerprint
+  if rebuilt != fingerprint:
+    raise ValueError(f"restored model {rebuilt.hex()} differs from {path} ({fingerprint.hex()}).")
+  return model
 
 
 def latest_version_dir(model_dir: str) -> str:
