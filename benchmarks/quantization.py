@@ -44,12 +44,9 @@ def main(argv=None) -> int:
   from tfflowcomp import data, export, metrics, quantization, rd  # pylint: disable=g-import-not-at-top
   from tfflowcomp.codec import FlowCodec  # pylint: disable=g-import-not-at-top
   try:
-    images = data.load_folder(args.images, args.limit)
-  except OSError as error:
-    print(f"error: cannot read images from {args.images}: {error}", file=sys.stderr)
-    return 1
-  if not images:
-    print(f"error: no images in {args.images}", file=sys.stderr)
+    images = data.load_nonempty_folder(args.images, args.limit)
+  except ValueError as error:
+    print(f"error: {error}", file=sys.stderr)
     return 1
   model = export.restore_model(args.model)
   curves = {}

@@ -66,3 +66,21 @@ def test_bd_rate_of_a_curve_against_itself_is_zero_and_halving_rate_is_minus_50(
   assert rd.bd_rate(bpp, psnr, bpp / 2, psnr) == pytest.approx(-50.0, abs=1e-6)
   assert rd.psnr_at_bpp(bpp, psnr, 1.0) == pytest.approx(34.5)
   assert rd.psnr_at_bpp(bpp, psnr, 8.0) is None
+
+
+def test_benchmarks_refuse_missing_and_empty_image_folders(tmp_path, capsys):
+  from tfflowcomp import data  # pylint: disable=g-import-not-at-top
+  sys.path.insert(0, os.path.join(tiny.TESTDATA, "..", "..", "benchmarks"))
+  import quantization as quantization_benchmark  # pylint: disable=g-import-not-at-top
+  import tiling_cost  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="cannot read images from"):
+    data.load_nonempty_folder(str(tmp_path / "missing"))
+  with pytest.raises(ValueError, match="no images in"):
+    data.load_nonempty_folder(str(tmp_path))
+  Image.fromarray(tiny.smooth_image(8, 8)).save(tmp_path / "a.png")
+  assert data.load_nonempty_folder(str(tmp_path))[0].shape == (8, 8, 3)
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  for benchmark in (quantization_benchmark, tiling_cost):
+    assert benchmark.main(["--images", str(empty), "--model", tiny.TINY_MODEL_DIR]) == 1
+    assert "error: no images in" in capsys.readouterr().err

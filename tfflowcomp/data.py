@@ -133,3 +133,14 @@ def load_folder(folder: str, limit: Optional[int] = None) -> List[np.ndarray]:
   if limit is not None:
     paths = paths[:limit]
   return [image_io.load_rgb8(p) for p in paths]
+
+
+def load_nonempty_folder(folder: str, limit: Optional[int] = None) -> List[np.ndarray]:
+  """`load_folder` for tools: raises ValueError with a one-line message if nothing loads."""
+  try:
+    images = load_folder(folder, limit)
+  except OSError as error:
+    raise ValueError(f"cannot read images from {folder}: {error}") from None
+  if not images:
+    raise ValueError(f"no images in {folder}")
+  return images
