@@ -1,19 +1,23 @@
-"""Encoder-side quantization study: rate-distortion optimised quantization vs plain rounding.
+"""Encoder choices study: quantization (RDOQ vs rounding) and side-information refinement.
 
   python benchmarks/quantization.py [--images ../shared/data/kodak] [--limit 4]
-                                    [--weights inf,1,0.5,2] [--qualities 0,0.2,0.4,0.6,0.8,1]
+                                    [--variants inf/0,1/0,1/16,2/16]
+                                    [--qualities 0,0.2,0.4,0.6,0.8,1]
                                     [--model savedmodels/tfflowcomp_base]
                                     [--output benchmarks/quantization.json]
 
 Every variant writes real files with the same model and the same decoder; only the encoder's
-choice of each latent offset differs (`tfflowcomp/quantization.py`). `--weights` are multiples of
-the trained trade-off `quantization.DISTORTION_WEIGHT` (`inf` = round to the nearest integer).
-Prints mean bpp / PSNR per quality and the BD-rate of each variant against plain rounding.
+choices differ. A variant `W/N` uses `W` times the trained trade-off
+`quantization.DISTORTION_WEIGHT` in the choice of each latent offset (`inf` = round to the
+nearest integer; `tfflowcomp/quantization.py`) and `N` refinement steps of the side information
+(`tfflowcomp/side_refinement.py`; 0 = the hyper analysis's one-pass estimate). Prints mean bpp /
+PSNR per quality, the mean encode time, and the BD-rate of each variant against the first.
 """
 
 import argparse
 import json
 import os
+import platform
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,7 +30,8 @@ def main(argv=None) -> int:
   parser.add_argument("--images", default=os.path.normpath(
       os.path.join(REPO_ROOT, "..", "shared", "data", "kodak")))
   parser.add_argument("--limit", type=int, default=4)
-  parser.add_argument("--weights", default="inf,1,0.5,2")
+  parser.add_argument("--variants", default="inf/0,1/0,1/16,2/16",
+                      help="comma-separated WEIGHT/SIDE_ITERATIONS pairs; the first is the anchor")
   parser.add_argument("--qualities", default="0,0.2,0.4,0.6,0.8,1")
   parser.add_argument("--model", default=os.path.join(REPO_ROOT, "savedmodels",
                                                       "tfflowcomp_base"))
@@ -34,12 +39,15 @@ def main(argv=None) -> int:
                                                        "quantization.json"))
   args = parser.parse_args(argv)
   try:
-    weights = [float(w) for w in args.weights.split(",")]
+    variants = [(float(w), int(n)) for w, n in (v.split("/") for v in args.variants.split(","))]
     qualities = [float(q) for q in args.qualities.split(",")]
+    if any(n < 0 for _, n in variants):
+      raise ValueError("side iterations must be >= 0")
   except ValueError as error:
-    print(f"error: --weights and --qualities take comma-separated numbers: {error}",
-          file=sys.stderr)
+    print(f"error: --variants takes WEIGHT/ITERATIONS pairs (e.g. inf/0,1/16) and --qualities "
+          f"comma-separated numbers: {error}", file=sys.stderr)
     return 2
+  import time  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from tfflowcomp import data, export, metrics, quantization, rd  # pylint: disable=g-import-not-at-top
   from tfflowcomp.codec import FlowCodec  # pylint: disable=g-import-not-at-top
@@ -49,33 +57,38 @@ def main(argv=None) -> int:
     print(f"error: {error}", file=sys.stderr)
     return 1
   model = export.restore_model(args.model)
-  curves = {}
-  for weight in weights:
-    codec = FlowCodec.from_model(model, quantization.DISTORTION_WEIGHT * weight)
-    name = "plain rounding" if np.isinf(weight) else f"RDOQ x{weight:g}"
-    curve = curves[name] = []
+  curves, seconds = {}, {}
+  for weight, side_iterations in variants:
+    codec = FlowCodec.from_model(model, quantization.DISTORTION_WEIGHT * weight, side_iterations)
+    name = ("rounding" if np.isinf(weight) else f"RDOQ x{weight:g}") + f" side {side_iterations}"
+    codec.compress(images[0][:64, :64], 0.5)  # Trace the graph outside the timing.
+    curve, times = curves[name], seconds[name] = [], []
     for quality in qualities:
       bpp, psnr = [], []
       for image in images:
+        start = time.perf_counter()
         encoded = codec.compress(image, quality)
+        times.append(time.perf_counter() - start)
         bpp.append(metrics.bits_per_pixel(len(encoded), *image.shape[:2]))
         psnr.append(metrics.psnr(image, codec.decompress(encoded)))
       curve.append(dict(quality=quality, bpp=float(np.mean(bpp)), psnr=float(np.mean(psnr))))
       print(json.dumps(dict(variant=name, **curve[-1])), flush=True)
-  anchor = curves.get("plain rounding")
-  print(f"{'variant':>16s} " + " ".join(f"q={q:<13g}" for q in qualities) + "  BD-rate")
+  anchor_name = next(iter(curves))
+  anchor = curves[anchor_name]
+  print(f"{'variant':>20s} " + " ".join(f"q={q:<13g}" for q in qualities) +
+        f"  encode s  BD-rate vs {anchor_name}")
   summary = {}
   for name, curve in curves.items():
-    bd = None if anchor is None else rd.bd_rate(
-        [p["bpp"] for p in anchor], [p["psnr"] for p in anchor],
-        [p["bpp"] for p in curve], [p["psnr"] for p in curve])
-    summary[name] = bd
+    summary[name] = rd.bd_rate([p["bpp"] for p in anchor], [p["psnr"] for p in anchor],
+                               [p["bpp"] for p in curve], [p["psnr"] for p in curve])
     cells = " ".join(f"{p['bpp']:6.3f}/{p['psnr']:5.2f} " for p in curve)
-    print(f"{name:>16s} {cells} {'' if bd is None else f'{bd:+.1f} %'}")
+    print(f"{name:>20s} {cells} {np.mean(seconds[name]):8.2f}  {summary[name]:+.1f} %")
   with open(args.output, "w") as f:
     json.dump(dict(model=export.latest_version_dir(args.model), images=args.images,
-                   limit=args.limit, curves=curves, bd_rate_vs_plain_rounding=summary), f,
-              indent=1)
+                   limit=args.limit, machine=f"{platform.machine()} {os.cpu_count()} cores, {platform.platform()}",
+                   curves=curves,
+                   mean_encode_seconds={k: float(np.mean(v)) for k, v in seconds.items()},
+                   anchor=anchor_name, bd_rate_vs_anchor=summary), f, indent=1)
   print(f"wrote {args.output}")
   return 0
 

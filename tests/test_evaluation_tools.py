@@ -84,3 +84,21 @@ def test_benchmarks_refuse_missing_and_empty_image_folders(tmp_path, capsys):
   for benchmark in (quantization_benchmark, tiling_cost):
     assert benchmark.main(["--images", str(empty), "--model", tiny.TINY_MODEL_DIR]) == 1
     assert "error: no images in" in capsys.readouterr().err
+
+
+def test_encoder_choices_benchmark_writes_real_rates_per_variant(tmp_path, capsys):
+  sys.path.insert(0, os.path.join(tiny.TESTDATA, "..", "..", "benchmarks"))
+  import quantization as quantization_benchmark  # pylint: disable=g-import-not-at-top
+  Image.fromarray(tiny.smooth_image(32, 48, seed=2)).save(tmp_path / "a.png")
+  output = tmp_path / "out.json"
+  argv = ["--images", str(tmp_path), "--model", tiny.TINY_MODEL_DIR, "--output", str(output),
+          "--qualities", "0.3,0.6,0.9"]
+  assert quantization_benchmark.main(argv + ["--variants", "inf/0,1/4"]) == 0
+  result = json.loads(output.read_text())
+  assert list(result["curves"]) == ["rounding side 0", "RDOQ x1 side 4"]
+  assert result["bd_rate_vs_anchor"]["rounding side 0"] == pytest.approx(0.0, abs=1e-9)
+  for curve in result["curves"].values():
+    assert [p["quality"] for p in curve] == [0.3, 0.6, 0.9]
+    assert all(p["bpp"] > 0 and p["psnr"] > 20 for p in curve)
+  assert quantization_benchmark.main(argv + ["--variants", "1/-3"]) == 2
+  assert "WEIGHT/ITERATIONS" in capsys.readouterr().err

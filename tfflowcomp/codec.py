@@ -29,6 +29,7 @@ from tfflowcomp import graph_bitstream
 from tfflowcomp import quality as quality_lib
 from tfflowcomp import quantization
 from tfflowcomp import range_coding
+from tfflowcomp import side_refinement
 from tfflowcomp.config import ModelConfig
 from tfflowcomp.model import FlowCompressionModel, to_model_units, to_pixels
 
@@ -176,17 +177,23 @@ class CodecApi:
 class FlowCodec(tf.Module, CodecApi):
   """Frozen, exportable codec built around a trained `FlowCompressionModel`.
 
-  `distortion_weight` is the encoder's rate-distortion trade-off in quantization (see
-  `quantization.py`; `float("inf")` = plain rounding). It changes which files the encoder writes,
-  never how they decode, so it is not part of the fingerprint.
+  Encoder choices (they change which files the encoder writes, never how they decode, so they
+  are not part of the fingerprint): `distortion_weight`, the rate-distortion trade-off in
+  quantization (`quantization.py`; `float("inf")` = plain rounding), and `side_iterations`, the
+  number of refinement steps of the side information (`side_refinement.py`; 0 = the hyper
+  analysis's one-pass estimate).
   """
 
   def __init__(self, model: FlowCompressionModel,
-               distortion_weight: float = quantization.DISTORTION_WEIGHT):
+               distortion_weight: float = quantization.DISTORTION_WEIGHT,
+               side_iterations: int = side_refinement.DEFAULT_ITERATIONS):
     super().__init__(name="flow_codec")
     model.ensure_built()
+    if side_iterations < 0:
+      raise ValueError(f"side_iterations must be >= 0, got {side_iterations}.")
     self.model = model
     self.distortion_weight = float(distortion_weight)
+    self.side_iterations = int(side_iterations)
     self.config = model.config
     self.side_model = None
     self.side_coder = None
@@ -199,9 +206,10 @@ class FlowCodec(tf.Module, CodecApi):
 
   @classmethod
   def from_model(cls, model: FlowCompressionModel,
-                 distortion_weight: float = quantization.DISTORTION_WEIGHT) -> "FlowCodec":
+                 distortion_weight: float = quantization.DISTORTION_WEIGHT,
+                 side_iterations: int = side_refinement.DEFAULT_ITERATIONS) -> "FlowCodec":
     """Builds the coding tables from a trained model. The model must not change afterwards."""
-    codec = cls(model, distortion_weight)
+    codec = cls(model, distortion_weight, side_iterations)
     codec.build_tables()
     return codec
 
@@ -290,7 +298,7 @@ class FlowCodec(tf.Module, CodecApi):
       the guard gave up; the file is then still valid where it was made).
     """
     latent_hw = tf.shape(latent)[1:3]
-    z_hat = tf.round(self.model.hyper_analysis(latent))
+    z_hat = tf.round(self._side_information(latent, per_unit))
     indexes, loc, distance = self._latent_distribution(z_hat, latent_hw, per_unit)
     channels = self.config.hyper_channels
 
@@ -309,6 +317,20 @@ class FlowCodec(tf.Module, CodecApi):
     rounds, z_hat, indexes, loc, distance = tf.while_loop(
         keep_going, nudge, (tf.constant(0), z_hat, indexes, loc, distance))
     return z_hat, indexes, loc, rounds, tf.logical_not(unsafe(distance))
+
+  def _side_information(self, latent, per_unit):
+    """Unrounded side information float32 `[1, hz, wz, Cz]` for a latent `[1, h, w, C]`.
+
+    The hyper analysis's estimate, refined for this latent and quality (`side_refinement.py`)
+    when `side_iterations > 0`.
+    """
+    z = self.model.hyper_analysis(latent)
+    if not self.side_iterations:
+      return z
+    per_unit = tf.cast(per_unit, tf.float32)
+    return side_refinement.refine_side_information(
+        z, tf.round(latent * per_unit), per_unit, self.model.hyper_synthesis,
+        self.model.side_prior, self.config.scale_min, self.side_iterations)
 
   def _side_indexes(self, side_hw):
     """Table of every side symbol: its channel. int32 `[1, h, w, C]`."""

@@ -72,8 +72,11 @@ def export_saved_model(codec: FlowCodec, path: str) -> None:
 
 
 def write_model_info(model_dir: str, codec: FlowCodec, extra: Optional[Dict] = None) -> None:
-  """Writes `<model_dir>/model_info.json` (fingerprint, config, and anything in `extra`)."""
-  info = dict(fingerprint=codec.fingerprint.hex(), config=json.loads(codec.config.to_json()))
+  """Writes `<model_dir>/model_info.json` (fingerprint, config, the encoder's choices baked into
+  the export, and anything in `extra`)."""
+  info = dict(fingerprint=codec.fingerprint.hex(), config=json.loads(codec.config.to_json()),
+              encoder=dict(distortion_weight=codec.distortion_weight,
+                           side_iterations=codec.side_iterations))
   info.update(extra or {})
   with open(os.path.join(model_dir, MODEL_INFO), "w") as f:
     json.dump(info, f, indent=2, sort_keys=True)

@@ -22,6 +22,11 @@ _WORK_DIR = flags.DEFINE_string("work_dir", None, "Training work dir (holds chec
                                 required=True)
 _NAME = flags.DEFINE_string("name", "tfflowcomp_base", "Model name under --output_root.")
 _VERSION = flags.DEFINE_integer("version", 1, "Serving version number.", lower_bound=1)
+_SIDE_ITERATIONS = flags.DEFINE_integer(
+    "side_iterations", 16,
+    "Encoder effort baked into the export: refinement steps of the side information "
+    "(tfflowcomp/side_refinement.py; 0 = one-pass hyper analysis, fastest encoding). Files "
+    "decode the same either way.", lower_bound=0)
 _OUTPUT_ROOT = flags.DEFINE_string("output_root", os.path.join(REPO_ROOT, "savedmodels"),
                                    "Folder of exported models.")
 
@@ -39,7 +44,7 @@ def main(argv):
     print(f"error: {error}", file=sys.stderr)
     return 1
   checkpoint = tf.train.latest_checkpoint(os.path.join(_WORK_DIR.value, "checkpoints"))
-  codec = FlowCodec.from_model(model)
+  codec = FlowCodec.from_model(model, side_iterations=_SIDE_ITERATIONS.value)
   model_dir = os.path.join(_OUTPUT_ROOT.value, _NAME.value)
   version_dir = os.path.join(model_dir, str(_VERSION.value))
   try:

@@ -1,0 +1,86 @@
+"""Encoder-side refinement of the side information `z` (the hyperprior's latent).
+
+The hyper analysis predicts `z` from the latent in one pass, trained to be good on average over
+images and qualities (an amortised guess). The encoder may send any integer `z`: the decoder only
+runs the hyper synthesis on what it receives. So before rounding, the encoder refines `z` for the
+image and quality at hand by gradient descent (Adam, a fixed number of iterations) on the
+estimated cost of the file,
+
+    bits(z) under the side prior + bits(latent symbols) under the Gaussians that hyper_synthesis(round(z)) predicts,
+
+with the symbols fixed to `round(latent * per_unit)` and a straight-through gradient through the
+rounding of `z`. The iterate with the lowest estimated cost wins (the unrefined `z` included), so
+refinement never makes the estimate worse. Decoders and the file format are unchanged.
+
+Everything here is deterministic (no noise; a fixed number of steps), so the same image gives
+the same file, and a decoded image re-analyses to a deterministic `z` (needed by the stable,
+re-encoding-proof mode of `codec.FlowCodec.compress_stable_graph`).
+"""
+
+import math
+
+import tensorflow as tf
+
+from tfflowcomp import quantization
+
+# Measured on Kodak with tfflowcomp_base v5 (benchmarks/quantization.py): see benchmarks/README.md.
+DEFAULT_ITERATIONS = 16
+LEARNING_RATE = 0.2
+_BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
+
+
+def estimated_bits(z, symbols, per_unit, hyper_synthesis, side_prior, scale_min: float):
+  """Estimated size in bits of side information `z` plus the latent symbols it predicts.
+
+  Args:
+    z: float32 `[1, hz, wz, Cz]`, continuous side information (rounded straight-through).
+    symbols: float32 `[1, h, w, C]`, integer-valued latent symbols.
+    per_unit: float32 `[C]`, symbols per latent unit (`model.symbols_per_latent_unit`).
+    hyper_synthesis: `hyperprior.HyperSynthesis` (z -> loc, log_scale in latent units).
+    side_prior: the trained prior of `z` (a TFC noisy distribution, batch shape `[Cz]`).
+    scale_min: smallest table scale in bins (`ModelConfig.scale_min`).
+  Returns:
+    float32 scalar.
+  """
+  z_hat = z + tf.stop_gradient(tf.round(z) - z)
+  side_bits = -tf.reduce_sum(side_prior.log_prob(z)) / math.log(2.0)
+  loc, log_scale = hyper_synthesis(z_hat, tf.shape(symbols)[1:3])
+  scale = tf.maximum(tf.exp(log_scale) * per_unit, scale_min)
+  latent_bits = tf.reduce_sum(quantization.gaussian_bits(symbols - loc * per_unit, scale))
+  return side_bits + latent_bits
+
+
+def refine_side_information(z, symbols, per_unit, hyper_synthesis, side_prior,
+                            scale_min: float, iterations: int = DEFAULT_ITERATIONS,
+                            learning_rate: float = LEARNING_RATE):
+  """Adam on `estimated_bits`; returns the best iterate (float32, shape of `z`, not rounded).
+
+  Args: as `estimated_bits`, plus `iterations` (python int or int32 scalar tensor; 0 returns `z`)
+  and the Adam step size `learning_rate` (in units of `z`, whose coded values are integers).
+  """
+  def cost_and_gradient(z):
+    with tf.GradientTape() as tape:
+      tape.watch(z)
+      cost = estimated_bits(z, symbols, per_unit, hyper_synthesis, side_prior, scale_min)
+    return cost, tape.gradient(cost, z)
+
+  def keep_going(i, *unused):
+    return i < iterations
+
+  def step(i, z, first_moment, second_moment, best_z, best_cost):
+    cost, gradient = cost_and_gradient(z)
+    better = cost < best_cost
+    best_z = tf.where(better, z, best_z)
+    best_cost = tf.where(better, cost, best_cost)
+    t = tf.cast(i + 1, tf.float32)
+    first_moment = _BETA1 * first_moment + (1.0 - _BETA1) * gradient
+    second_moment = _BETA2 * second_moment + (1.0 - _BETA2) * tf.square(gradient)
+    update = (first_moment / (1.0 - _BETA1 ** t)) / (
+        tf.sqrt(second_moment / (1.0 - _BETA2 ** t)) + _EPSILON)
+    return i + 1, z - learning_rate * update, first_moment, second_moment, best_z, best_cost
+
+  zeros = tf.zeros_like(z)
+  inf = tf.constant(float("inf"))
+  *_, best_z, _ = tf.while_loop(
+      keep_going, step, (tf.constant(0), z, zeros, zeros, z, inf))
+  return best_z
