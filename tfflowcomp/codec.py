@@ -284,7 +284,7 @@ class FlowCodec(tf.Module, CodecApi):
       return (tf.cast(tf.round(index), tf.int32), tf.cast(tf.round(location), tf.float32),
               distance)
 
-  def _guarded_side_information(self, latent, per_unit):
+  def _guarded_side_information(self, latent, per_unit, refine: bool = True):
     """Encoder: `z_hat` and the latent's tables, with no table choice near a rounding boundary.
 
     If some index or location lies within `BOUNDARY_MARGIN` of a rounding boundary, a decoder on
@@ -298,7 +298,7 @@ class FlowCodec(tf.Module, CodecApi):
       the guard gave up; the file is then still valid where it was made).
     """
     latent_hw = tf.shape(latent)[1:3]
-    z_hat = tf.round(self._side_information(latent, per_unit))
+    z_hat = tf.round(self._side_information(latent, per_unit, refine))
     indexes, loc, distance = self._latent_distribution(z_hat, latent_hw, per_unit)
     channels = self.config.hyper_channels
 
@@ -318,14 +318,14 @@ class FlowCodec(tf.Module, CodecApi):
         keep_going, nudge, (tf.constant(0), z_hat, indexes, loc, distance))
     return z_hat, indexes, loc, rounds, tf.logical_not(unsafe(distance))
 
-  def _side_information(self, latent, per_unit):
+  def _side_information(self, latent, per_unit, refine: bool = True):
     """Unrounded side information float32 `[1, hz, wz, Cz]` for a latent `[1, h, w, C]`.
 
     The hyper analysis's estimate, refined for this latent and quality (`side_refinement.py`)
-    when `side_iterations > 0`.
+    when `refine` and `side_iterations > 0`.
     """
     z = self.model.hyper_analysis(latent)
-    if not self.side_iterations:
+    if not (refine and self.side_iterations):
       return z
     per_unit = tf.cast(per_unit, tf.float32)
     return side_refinement.refine_side_information(
@@ -362,7 +362,7 @@ class FlowCodec(tf.Module, CodecApi):
     return self.model.flow.analysis(
         to_model_units(pad_to_multiple(image, self.config.block_size))[None])
 
-  def _analyse(self, image, per_unit):
+  def _analyse(self, image, per_unit, refine: bool = True):
     """Sender: everything the container carries for a validated image (the only lossy step).
 
     The symbols stay on the integer grid: the decoder reconstructs `offsets + loc` with `loc`
@@ -377,7 +377,7 @@ class FlowCodec(tf.Module, CodecApi):
       `[1, h, w, C]`.
     """
     latent = self._latent(image)
-    z_hat, indexes, loc, _, _ = self._guarded_side_information(latent, per_unit)
+    z_hat, indexes, loc, _, _ = self._guarded_side_information(latent, per_unit, refine)
     residual = latent * tf.cast(per_unit, tf.float32) - loc
     offsets = quantization.quantize_residual(
         residual, entropy.table_scale(indexes, self.config), self.distortion_weight)
@@ -389,10 +389,10 @@ class FlowCodec(tf.Module, CodecApi):
     pixels = tf.clip_by_value(tf.round(to_pixels(x_hat)), 0.0, 255.0)
     return tf.cast(pixels[:height, :width], tf.uint8)
 
-  def _encode(self, image, quality_code, per_unit):
+  def _encode(self, image, quality_code, per_unit, refine: bool = True):
     """The whole sender side for a validated image; returns the container (string [])."""
     shape = tf.shape(image, out_type=tf.int64)
-    z_hat, indexes, _, offsets = self._analyse(image, per_unit)
+    z_hat, indexes, _, offsets = self._analyse(image, per_unit, refine)
     side_string = self.side_coder.encode(tf.cast(z_hat, tf.int32),
                                          self._side_indexes(tf.shape(z_hat)[1:3]))
     latent_string = self.latent_coder.encode(tf.cast(offsets, tf.int32), indexes)
@@ -423,8 +423,9 @@ class FlowCodec(tf.Module, CodecApi):
     values `c_0` (side information and latent offsets), it decodes `img_{i+1} = decode(c_i)` and
     re-analyses `c_{i+1} = analyse(img_{i+1})` until `c_{i+1} == c_i`; it then codes
     `img_{i+1}` (whose plain compression carries `c_i`), so `compress(decompress(bytes)) ==
-    bytes`. If no fixed point is found within `max_iterations`, it falls back to plain
-    compression of the input (`converged` = False).
+    bytes`. The search and the fixed point's file use the hyper analysis's one-pass side
+    information (`side_iterations` is ignored). If no fixed point is found within
+    `max_iterations`, it falls back to plain compression of the input (`converged` = False).
 
     Returns:
       dict: `bitstream_bytes` (string []), `iterations` (int32 []), `converged` (bool []).
@@ -439,16 +440,21 @@ class FlowCodec(tf.Module, CodecApi):
     def step(i, unused_img, coded, unused_converged):
       z_hat, unused_indexes, loc, offsets = coded
       decoded = self._pixels(offsets + loc, per_unit, shape[0], shape[1])
-      new = self._analyse(decoded, per_unit)
+      new = self._analyse(decoded, per_unit, refine=False)
       same = tf.logical_and(tf.reduce_all(tf.equal(new[0], z_hat)),
                             tf.reduce_all(tf.equal(new[3], offsets)))
       return i + 1, decoded, new, same
 
     iterations, fixed_point, _, converged = tf.while_loop(
         keep_going, step,
-        (tf.constant(0), image, self._analyse(image, per_unit), tf.constant(False)))
-    chosen = tf.cond(converged, lambda: fixed_point, lambda: image)
-    return {"bitstream_bytes": self._encode(chosen, quality_code, per_unit),
+        (tf.constant(0), image, self._analyse(image, per_unit, refine=False),
+         tf.constant(False)))
+    # The fixed point is coded exactly as it was searched for: with the one-pass side information
+    # (refinement is a chaotic function of the image, so it would rarely reach a fixed point).
+    data = tf.cond(converged,
+                   lambda: self._encode(fixed_point, quality_code, per_unit, refine=False),
+                   lambda: self._encode(image, quality_code, per_unit))
+    return {"bitstream_bytes": data,
             "iterations": iterations, "converged": converged}
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="bitstream")])
