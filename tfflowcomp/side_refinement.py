@@ -13,8 +13,9 @@ rounding of `z`. The iterate with the lowest estimated cost wins (the unrefined 
 refinement never makes the estimate worse. Decoders and the file format are unchanged.
 
 Everything here is deterministic (no noise; a fixed number of steps), so the same image gives
-the same file, and a decoded image re-analyses to a deterministic `z` (needed by the stable,
-re-encoding-proof mode of `codec.FlowCodec.compress_stable_graph`).
+the same file. It is not smooth in the image, though: a decoded image refines to a different
+`z`, so the stable, re-encoding-proof mode (`codec.FlowCodec.compress_stable_graph`) searches and
+codes with the one-pass `z` instead.
 """
 
 import math
@@ -23,7 +24,7 @@ import tensorflow as tf
 
 from tfflowcomp import quantization
 
-# Measured on Kodak with tfflowcomp_base v5 (benchmarks/quantization.py): see benchmarks/README.md.
+# Measured on Kodak with tfflowcomp_base v5/v6 (benchmarks/quantization.py, benchmarks/README.md).
 DEFAULT_ITERATIONS = 16
 LEARNING_RATE = 0.2
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
