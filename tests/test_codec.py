@@ -131,13 +131,18 @@ def test_stable_compression_re_encodes_to_identical_bytes(codec):
     result = codec.compress_stable_graph(tf.constant(image), quality, 16)
     assert bool(result["converged"]), quality
     data = result["bitstream_bytes"].numpy()
+    assert codec.compress_stable(image, quality, 16) == (data, True)
     assert data == codec.compress(image, quality, stable_iterations=16)
     decoded = codec.decompress(data)
     assert codec.compress(decoded, quality, stable_iterations=16) == data, quality
-    # The fixed point is coded with one-pass side information, so a one-pass encoder
-    # reproduces it too.
-    assert one_pass.compress(decoded, quality) == data, quality
+    # The symbols come from the one-pass side information; only their tables are refined.
+    one_pass_data = one_pass.compress(decoded, quality)
+    np.testing.assert_array_equal(codec.decompress(one_pass_data), decoded)
+    np.testing.assert_array_equal(codec.decompress(one_pass.compress(image, quality)),
+                                  codec.decompress(codec.compress(image, quality)))
     assert metrics.psnr(image, decoded) > 25.0
+  with pytest.raises(ValueError, match="max_iterations"):
+    codec.compress_stable(image, 0.5, 0)
 
 
 def test_files_claiming_huge_images_are_refused_before_decoding(codec):
@@ -219,7 +224,7 @@ def test_encoder_guard_keeps_table_choices_away_from_rounding_boundaries(monkeyp
   else:
     pytest.fail("no quality puts a value near a rounding boundary")
   guarded_z, _, _, rounds, safe = live._guarded_side_information(  # pylint: disable=protected-access
-      latent, per_unit)
+      live.model.hyper_analysis(latent), tf.shape(latent)[1:3], per_unit)
   assert int(rounds) >= 1 and bool(safe)
   assert not np.array_equal(guarded_z.numpy(), z_hat.numpy())
   _, _, distance = live._latent_distribution(  # pylint: disable=protected-access
@@ -227,8 +232,8 @@ def test_encoder_guard_keeps_table_choices_away_from_rounding_boundaries(monkeyp
   assert float(tf.reduce_min(distance)) >= margin
   # The file made with the changed side information decodes like any other.
   data = live.compress(image, code / 65535)
-  _, _, loc, offsets = live._analyse(tf.constant(image), per_unit)  # pylint: disable=protected-access
-  expected = live._pixels(offsets + loc, per_unit, 16, 16)  # pylint: disable=protected-access
+  symbols = live._analyse(tf.constant(image), per_unit)[3]  # pylint: disable=protected-access
+  expected = live._pixels(symbols, per_unit, 16, 16)  # pylint: disable=protected-access
   np.testing.assert_array_equal(live.decompress(data), expected.numpy())
 
 
@@ -268,7 +273,8 @@ def test_encoder_trade_off_changes_files_not_decoding(saved_codec):
     plain_symbols = plain.latent_symbols_graph(tf.constant(image), quality)["symbols"].numpy()
     moved = rdoq_symbols != plain_symbols
     assert moved.any()
-    assert np.all(np.abs(rdoq_symbols[moved]) < np.abs(plain_symbols[moved]))
+    # RDOQ only ever picks the other integer next to the unquantized value.
+    assert np.all(np.abs(rdoq_symbols[moved] - plain_symbols[moved]) == 1)
 
 
 def test_fingerprint_depends_on_weights_not_on_process_history():

@@ -176,3 +176,22 @@ def test_tiled_compress_inspect_and_decompress(tmp_path, capsys):
     compress.main(["compress", str(source), str(out), "--tile_side", "100"])
   assert exit_info.value.code == 2
   assert "multiple of 64" in capsys.readouterr().err
+
+
+def test_stable_files_re_encode_to_the_same_bytes(png, tmp_path, capsys):
+  first, decoded, second = tmp_path / "1.tfc", tmp_path / "1.png", tmp_path / "2.tfc"
+  code, _, err = _run(["compress", png, first, "--model", MODEL, "--quality", "0.5", "--stable"],
+                      capsys)
+  assert code == 0 and "fixed point" not in err
+  assert _run(["decompress", first, decoded, "--model", MODEL], capsys)[0] == 0
+  code, _, _ = _run(["compress", decoded, second, "--model", MODEL, "--quality", "0.5",
+                     "--stable"], capsys)
+  assert code == 0 and second.read_bytes() == first.read_bytes()
+
+
+def test_stable_mode_says_when_it_found_no_fixed_point(png, tmp_path, capsys, monkeypatch):
+  # One round is too few to reach a fixed point from this (undecoded) image at this quality.
+  monkeypatch.setattr(compress, "STABLE_ITERATIONS", 1)
+  code, _, err = _run(["roundtrip", png, "--model", MODEL, "--quality", "0.9", "--stable"],
+                      capsys)
+  assert code == 0 and "no re-encoding fixed point within 1 iterations" in err

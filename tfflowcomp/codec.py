@@ -18,7 +18,7 @@ They are deterministic: no noise and no data-dependent initialisation is involve
 """
 
 import hashlib
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -91,8 +91,9 @@ def _side_shape(latent_hw):
 class CodecApi:
   """Python API shared by live (`FlowCodec`) and loaded (`export.SavedCodec`) codecs.
 
-  Subclasses provide `fingerprint` (bytes), `config` (ModelConfig) and `_run_compress`,
-  `_run_decompress` (call the graph functions).
+  Subclasses provide `fingerprint` (bytes), `config` (ModelConfig), `_run_compress(image,
+  quality, stable_iterations) -> (bytes, converged)` and `_run_decompress(data) -> image` (they
+  call the graph functions).
   """
 
   fingerprint: bytes
@@ -104,9 +105,24 @@ class CodecApi:
 
     With `stable_iterations > 0`, searches (up to that many decode/re-analyse rounds) for a
     re-encoding fixed point, so that `compress(decompress(data)) == data` (see
-    `FlowCodec.compress_stable_graph`). `tile_side`: see `choose_tile_side` (default: tile only
-    images with a side over `AUTO_TILE_SIDE`).
+    `compress_stable`, which also says whether it found one). `tile_side`: see
+    `choose_tile_side` (default: tile only images with a side over `AUTO_TILE_SIDE`).
     """
+    return self._compress(image, quality, stable_iterations, tile_side)[0]
+
+  def compress_stable(self, image, quality: float, max_iterations: int = 16,
+                      tile_side=None) -> Tuple[bytes, bool]:
+    """Re-encoding-proof compression: `(container bytes, converged)`.
+
+    `converged` is True when every tile's encoder found a fixed point
+    (`FlowCodec.compress_stable_graph`), so that compressing the decoded image with the same
+    settings gives these bytes again; otherwise the tiles without one are plain encodings.
+    """
+    if max_iterations < 1:
+      raise ValueError("max_iterations must be >= 1.")
+    return self._compress(image, quality, max_iterations, tile_side)
+
+  def _compress(self, image, quality, stable_iterations, tile_side) -> Tuple[bytes, bool]:
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
       raise ValueError(
@@ -121,14 +137,16 @@ class CodecApi:
       raise ValueError(str(error)) from None
     if not side:
       return self._run_compress(image, quality, int(stable_iterations))
-    tiles = [bitstream.unpack(self._run_compress(
+    results = [self._run_compress(
         np.ascontiguousarray(image[top:top + h, left:left + w]), quality,
-        int(stable_iterations))) for top, left, h, w in bitstream.tile_grid(
+        int(stable_iterations)) for top, left, h, w in bitstream.tile_grid(
             image.shape[0], image.shape[1], side)]
-    return bitstream.pack(bitstream.Container(
+    tiles = [bitstream.unpack(data) for data, _ in results]
+    data = bitstream.pack(bitstream.Container(
         fingerprint=self.fingerprint, height=image.shape[0], width=image.shape[1],
         quality_code=tiles[0].quality_code, tile_side=side,
         streams=tuple(s for tile in tiles for s in tile.streams)))
+    return data, all(converged for _, converged in results)
 
   def decompress(self, data: bytes, max_pixels: int = None) -> np.ndarray:
     """Container bytes -> uint8 `[H, W, 3]`. Raises `bitstream.BitstreamError` on bad input.
@@ -284,7 +302,7 @@ class FlowCodec(tf.Module, CodecApi):
       return (tf.cast(tf.round(index), tf.int32), tf.cast(tf.round(location), tf.float32),
               distance)
 
-  def _guarded_side_information(self, latent, per_unit, refine: bool = True):
+  def _guarded_side_information(self, z, latent_hw, per_unit):
     """Encoder: `z_hat` and the latent's tables, with no table choice near a rounding boundary.
 
     If some index or location lies within `BOUNDARY_MARGIN` of a rounding boundary, a decoder on
@@ -293,12 +311,16 @@ class FlowCodec(tf.Module, CodecApi):
     different channel each round) and recomputes, up to `MAX_GUARD_ROUNDS` times. In float64 a
     value falls that close with probability ~4e-9 per value, so this almost never runs.
 
+    Args:
+      z: float32 `[1, hz, wz, Cz]`, unrounded side information.
+      latent_hw: int32 `[2]`.
+      per_unit: float64 `[C]` from `_per_unit`.
+
     Returns:
       `(z_hat, indexes, loc, rounds, safe)`: rounds is int32 [], safe a bool [] (False only if
       the guard gave up; the file is then still valid where it was made).
     """
-    latent_hw = tf.shape(latent)[1:3]
-    z_hat = tf.round(self._side_information(latent, per_unit, refine))
+    z_hat = tf.round(z)
     indexes, loc, distance = self._latent_distribution(z_hat, latent_hw, per_unit)
     channels = self.config.hyper_channels
 
@@ -317,20 +339,6 @@ class FlowCodec(tf.Module, CodecApi):
     rounds, z_hat, indexes, loc, distance = tf.while_loop(
         keep_going, nudge, (tf.constant(0), z_hat, indexes, loc, distance))
     return z_hat, indexes, loc, rounds, tf.logical_not(unsafe(distance))
-
-  def _side_information(self, latent, per_unit, refine: bool = True):
-    """Unrounded side information float32 `[1, hz, wz, Cz]` for a latent `[1, h, w, C]`.
-
-    The hyper analysis's estimate, refined for this latent and quality (`side_refinement.py`)
-    when `refine` and `side_iterations > 0`.
-    """
-    z = self.model.hyper_analysis(latent)
-    if not (refine and self.side_iterations):
-      return z
-    per_unit = tf.cast(per_unit, tf.float32)
-    return side_refinement.refine_side_information(
-        z, tf.round(latent * per_unit), per_unit, self.model.hyper_synthesis,
-        self.model.side_prior, self.config.scale_min, self.side_iterations)
 
   def _side_indexes(self, side_hw):
     """Table of every side symbol: its channel. int32 `[1, h, w, C]`."""
@@ -362,8 +370,14 @@ class FlowCodec(tf.Module, CodecApi):
     return self.model.flow.analysis(
         to_model_units(pad_to_multiple(image, self.config.block_size))[None])
 
-  def _analyse(self, image, per_unit, refine: bool = True):
-    """Sender: everything the container carries for a validated image (the only lossy step).
+  def _choose_symbols(self, latent, per_unit):
+    """The integer latent symbols of a latent `[1, h, w, C]` (the only lossy step).
+
+    Chosen by `quantization.quantize_residual` with the tables of the hyper analysis's one-pass
+    side information, a smooth function of the latent, never the refined one (which is not
+    smooth in the image): a decoded image then re-analyses to the same symbols except where
+    8-bit rounding moved the latent across a decision boundary, and the stable mode's
+    fixed-point search converges.
 
     The symbols stay on the integer grid: the decoder reconstructs `offsets + loc` with `loc`
     rounded, so a decoded image re-analyses to the same symbols whatever side information it
@@ -371,17 +385,39 @@ class FlowCodec(tf.Module, CodecApi):
     `z_hat`, which changes under re-encoding: measured -0.2 dB per generation).
 
     Returns:
-      `(z_hat, indexes, loc, offsets)`: float32 integer-valued side information
-      `[1, hz, wz, Cz]`; int32 table indexes, float32 integer-valued locations (symbols) and
-      float32 integer-valued coded offsets (`quantization.quantize_residual`), each
-      `[1, h, w, C]`.
+      `(z, z_hat, indexes, loc, symbols)`: float32 `[1, hz, wz, Cz]` unrounded side
+      information and `z_hat` its guarded rounding; int32 table indexes, float32 integer-valued
+      locations and float32 integer-valued symbols, each `[1, h, w, C]`.
     """
-    latent = self._latent(image)
-    z_hat, indexes, loc, _, _ = self._guarded_side_information(latent, per_unit, refine)
+    z = self.model.hyper_analysis(latent)
+    z_hat, indexes, loc, _, _ = self._guarded_side_information(z, tf.shape(latent)[1:3], per_unit)
     residual = latent * tf.cast(per_unit, tf.float32) - loc
     offsets = quantization.quantize_residual(
         residual, entropy.table_scale(indexes, self.config), self.distortion_weight)
-    return z_hat, indexes, loc, offsets
+    return z, z_hat, indexes, loc, loc + offsets
+
+  def _analyse(self, image, per_unit):
+    """Sender: everything the container carries for a validated image.
+
+    The symbols come from `_choose_symbols`; with `side_iterations > 0` the side information
+    that codes them is then refined for exactly those symbols (`side_refinement.py`), which
+    changes their probability tables (the file size) but not the decoded image.
+
+    Returns:
+      `(z_hat, indexes, offsets, symbols)`: float32 integer-valued side information
+      `[1, hz, wz, Cz]`; int32 table indexes, float32 integer-valued coded offsets
+      (`symbols - loc`) and symbols, each `[1, h, w, C]`.
+    """
+    latent = self._latent(image)
+    z, z_hat, indexes, loc, symbols = self._choose_symbols(latent, per_unit)
+    if self.side_iterations:
+      per_unit_f32 = tf.cast(per_unit, tf.float32)
+      z = side_refinement.refine_side_information(
+          z, symbols, per_unit_f32, self.model.hyper_synthesis, self.model.side_prior,
+          self.config.scale_min, self.side_iterations)
+      z_hat, indexes, loc, _, _ = self._guarded_side_information(
+          z, tf.shape(latent)[1:3], per_unit)
+    return z_hat, indexes, symbols - loc, symbols
 
   def _pixels(self, symbols, per_unit, height, width):
     """Symbols `[1, h, w, C]` -> decoded uint8 image `[height, width, 3]` (synthesis)."""
@@ -389,10 +425,14 @@ class FlowCodec(tf.Module, CodecApi):
     pixels = tf.clip_by_value(tf.round(to_pixels(x_hat)), 0.0, 255.0)
     return tf.cast(pixels[:height, :width], tf.uint8)
 
-  def _encode(self, image, quality_code, per_unit, refine: bool = True):
+  def _encode(self, image, quality_code, per_unit):
     """The whole sender side for a validated image; returns the container (string [])."""
+    z_hat, indexes, offsets, _ = self._analyse(image, per_unit)
+    return self._pack(image, quality_code, z_hat, indexes, offsets)
+
+  def _pack(self, image, quality_code, z_hat, indexes, offsets):
+    """Range-codes side information and latent offsets into a container (string [])."""
     shape = tf.shape(image, out_type=tf.int64)
-    z_hat, indexes, _, offsets = self._analyse(image, per_unit, refine)
     side_string = self.side_coder.encode(tf.cast(z_hat, tf.int32),
                                          self._side_indexes(tf.shape(z_hat)[1:3]))
     latent_string = self.latent_coder.encode(tf.cast(offsets, tf.int32), indexes)
@@ -419,13 +459,13 @@ class FlowCodec(tf.Module, CodecApi):
     """Compression whose output re-encodes to itself (generation loss exactly zero).
 
     Decoding rounds pixels to 8 bits, so re-encoding a decoded image can move latent symbols.
-    This searches for a decoded image that is a fixed point: starting from the input's coded
-    values `c_0` (side information and latent offsets), it decodes `img_{i+1} = decode(c_i)` and
-    re-analyses `c_{i+1} = analyse(img_{i+1})` until `c_{i+1} == c_i`; it then codes
-    `img_{i+1}` (whose plain compression carries `c_i`), so `compress(decompress(bytes)) ==
-    bytes`. The search and the fixed point's file use the hyper analysis's one-pass side
-    information (`side_iterations` is ignored). If no fixed point is found within
-    `max_iterations`, it falls back to plain compression of the input (`converged` = False).
+    This searches for a decoded image that is a fixed point: starting from the input's latent
+    symbols `s_0` (`_choose_symbols`), it decodes `img_{i+1} = decode(s_i)` and re-analyses
+    `s_{i+1} = symbols(img_{i+1})` until `s_{i+1} == s_i`. It then codes `img_{i+1}` like any
+    image (`_encode`: the symbols `s_i`, their side information refined for them). The file is
+    a function of `img_{i+1}` alone and decodes to it, so `compress(decompress(bytes)) ==
+    bytes`, and it costs about what plain coding of the input costs. If no fixed point is found
+    within `max_iterations`, it codes the input plainly (`converged` = False).
 
     Returns:
       dict: `bitstream_bytes` (string []), `iterations` (int32 []), `converged` (bool []).
@@ -437,24 +477,18 @@ class FlowCodec(tf.Module, CodecApi):
     def keep_going(i, unused_img, unused_coded, converged):
       return tf.logical_and(i < max_iterations, tf.logical_not(converged))
 
-    def step(i, unused_img, coded, unused_converged):
-      z_hat, unused_indexes, loc, offsets = coded
-      decoded = self._pixels(offsets + loc, per_unit, shape[0], shape[1])
-      new = self._analyse(decoded, per_unit, refine=False)
-      same = tf.logical_and(tf.reduce_all(tf.equal(new[0], z_hat)),
-                            tf.reduce_all(tf.equal(new[3], offsets)))
-      return i + 1, decoded, new, same
+    def symbols_of(image):
+      return self._choose_symbols(self._latent(image), per_unit)[4]
+
+    def step(i, unused_img, symbols, unused_converged):
+      decoded = self._pixels(symbols, per_unit, shape[0], shape[1])
+      new = symbols_of(decoded)
+      return i + 1, decoded, new, tf.reduce_all(tf.equal(new, symbols))
 
     iterations, fixed_point, _, converged = tf.while_loop(
-        keep_going, step,
-        (tf.constant(0), image, self._analyse(image, per_unit, refine=False),
-         tf.constant(False)))
-    # The fixed point is coded exactly as it was searched for: with the one-pass side information
-    # (refinement is a chaotic function of the image, so it would rarely reach a fixed point).
-    data = tf.cond(converged,
-                   lambda: self._encode(fixed_point, quality_code, per_unit, refine=False),
-                   lambda: self._encode(image, quality_code, per_unit))
-    return {"bitstream_bytes": data,
+        keep_going, step, (tf.constant(0), image, symbols_of(image), tf.constant(False)))
+    chosen = tf.cond(converged, lambda: fixed_point, lambda: image)
+    return {"bitstream_bytes": self._encode(chosen, quality_code, per_unit),
             "iterations": iterations, "converged": converged}
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="bitstream")])
@@ -481,10 +515,11 @@ class FlowCodec(tf.Module, CodecApi):
       tf.TensorSpec([], tf.float32, name="quality"),
   ])
   def latent_symbols_graph(self, image, quality) -> Dict[str, tf.Tensor]:
-    """The coded latent offsets of an image (diagnostics): int32 `[h, w, C]`."""
+    """The integer latent symbols an image is coded with (diagnostics): int32 `[h, w, C]`."""
     quality_code = self._quality_code(image, quality)
     per_unit = self._per_unit(quality_code)
-    return {"symbols": tf.cast(self._analyse(image, per_unit)[3][0], tf.int32)}
+    return {"symbols": tf.cast(self._choose_symbols(self._latent(image), per_unit)[4][0],
+                               tf.int32)}
 
   @tf.function(input_signature=[
       tf.TensorSpec([], tf.string, name="encoded_image"),
@@ -507,9 +542,9 @@ class FlowCodec(tf.Module, CodecApi):
     self._check_tables()
     image, quality = tf.constant(image), tf.constant(quality, tf.float32)
     if stable_iterations:
-      return self.compress_stable_graph(image, quality, tf.constant(stable_iterations))[
-          "bitstream_bytes"].numpy()
-    return self.compress_graph(image, quality)["bitstream_bytes"].numpy()
+      result = self.compress_stable_graph(image, quality, tf.constant(stable_iterations))
+      return result["bitstream_bytes"].numpy(), bool(result["converged"])
+    return self.compress_graph(image, quality)["bitstream_bytes"].numpy(), True
 
   def _run_decompress(self, data):
     self._check_tables()

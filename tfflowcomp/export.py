@@ -98,10 +98,10 @@ class SavedCodec(CodecApi):
     image = tf.constant(image, tf.uint8)
     quality = tf.constant(quality, tf.float32)
     if stable_iterations:
-      return self.module.signatures["compress_stable"](
-          image=image, quality=quality, max_iterations=tf.constant(stable_iterations))[
-              "bitstream_bytes"].numpy()
-    return self._compress_fn(image=image, quality=quality)["bitstream_bytes"].numpy()
+      result = self.module.signatures["compress_stable"](
+          image=image, quality=quality, max_iterations=tf.constant(stable_iterations))
+      return result["bitstream_bytes"].numpy(), bool(result["converged"])
+    return self._compress_fn(image=image, quality=quality)["bitstream_bytes"].numpy(), True
 
   def latent_symbols(self, image, quality: float) -> np.ndarray:
     """int32 `[h, w, C]` quantized latent of a uint8 image (diagnostics)."""

@@ -8,14 +8,14 @@ estimated cost of the file,
 
     bits(z) under the side prior + bits(latent symbols) under the Gaussians that hyper_synthesis(round(z)) predicts,
 
-with the symbols fixed to `round(latent * per_unit)` and a straight-through gradient through the
-rounding of `z`. The iterate with the lowest estimated cost wins (the unrefined `z` included), so
+with the symbols fixed (the codec chooses them first, with the one-pass `z`'s tables:
+`codec.FlowCodec._choose_symbols`) and a straight-through gradient through the rounding of `z`. The iterate with the lowest estimated cost wins (the unrefined `z` included), so
 refinement never makes the estimate worse. Decoders and the file format are unchanged.
 
 Everything here is deterministic (no noise; a fixed number of steps), so the same image gives
-the same file. It is not smooth in the image, though: a decoded image refines to a different
-`z`, so the stable, re-encoding-proof mode (`codec.FlowCodec.compress_stable_graph`) searches and
-codes with the one-pass `z` instead.
+the same file. It is not smooth in the image, though (a decoded image can refine to a rather
+different `z`), so the symbols are never chosen with the refined `z`: refinement changes the file
+size, not the decoded image, and re-encoding stays as stable as with the one-pass encoder.
 """
 
 import math
