@@ -11,7 +11,7 @@ Defaults: compress writes `IN.tfc` (the name with its extension replaced), decom
 decompress finds the model from the fingerprint in the file (in savedmodels/ or --model).
 --stable makes files that re-encode to themselves: compressing the decoded image again with the
 same settings gives the same bytes, so no quality is lost however often an image is re-encoded
-(see `CodecApi.compress_stable`; ~3x slower encoding, found up to quality ~0.8).
+(see `CodecApi.compress_stable`; ~2x slower encoding, found up to quality ~0.8).
 Exit codes: 0 success, 1 error (one line on stderr), 2 bad usage, 130 interrupted.
 """
 
@@ -351,7 +351,7 @@ def build_parser():
                         "2048 for images with a longer side.")
     p.add_argument("--stable", action="store_true",
                    help="re-encoding-proof files: compressing the decoded image again gives "
-                        "the same bytes (~3x slower encoding; up to quality ~0.8, else a note "
+                        "the same bytes (~2x slower encoding; up to quality ~0.8, else a note "
                         "and a plain encoding).")
 
   p = sub.add_parser("compress", help="image(s) -> .tfc")
