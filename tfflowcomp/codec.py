@@ -396,6 +396,10 @@ class FlowCodec(tf.Module, CodecApi):
         residual, entropy.table_scale(indexes, self.config), self.distortion_weight)
     return z, z_hat, indexes, loc, loc + offsets
 
+  def _symbols(self, image, per_unit):
+    """The latent symbols a validated image is coded with: float32 `[1, h, w, C]`."""
+    return self._choose_symbols(self._latent(image), per_unit)[4]
+
   def _analyse(self, image, per_unit):
     """Sender: everything the container carries for a validated image.
 
@@ -477,16 +481,13 @@ class FlowCodec(tf.Module, CodecApi):
     def keep_going(i, unused_img, unused_coded, converged):
       return tf.logical_and(i < max_iterations, tf.logical_not(converged))
 
-    def symbols_of(image):
-      return self._choose_symbols(self._latent(image), per_unit)[4]
-
     def step(i, unused_img, symbols, unused_converged):
       decoded = self._pixels(symbols, per_unit, shape[0], shape[1])
-      new = symbols_of(decoded)
+      new = self._symbols(decoded, per_unit)
       return i + 1, decoded, new, tf.reduce_all(tf.equal(new, symbols))
 
     iterations, fixed_point, _, converged = tf.while_loop(
-        keep_going, step, (tf.constant(0), image, symbols_of(image), tf.constant(False)))
+        keep_going, step, (tf.constant(0), image, self._symbols(image, per_unit), tf.constant(False)))
     chosen = tf.cond(converged, lambda: fixed_point, lambda: image)
     return {"bitstream_bytes": self._encode(chosen, quality_code, per_unit),
             "iterations": iterations, "converged": converged}
@@ -518,8 +519,7 @@ class FlowCodec(tf.Module, CodecApi):
     """The integer latent symbols an image is coded with (diagnostics): int32 `[h, w, C]`."""
     quality_code = self._quality_code(image, quality)
     per_unit = self._per_unit(quality_code)
-    return {"symbols": tf.cast(self._choose_symbols(self._latent(image), per_unit)[4][0],
-                               tf.int32)}
+    return {"symbols": tf.cast(self._symbols(image, per_unit)[0], tf.int32)}
 
   @tf.function(input_signature=[
       tf.TensorSpec([], tf.string, name="encoded_image"),
