@@ -11,6 +11,7 @@ from PIL import Image
 
 import tiny
 from tfflowcomp import data
+from tfflowcomp import model as model_lib
 from tfflowcomp import trainer
 from tfflowcomp.config import TrainConfig
 
@@ -93,11 +94,43 @@ def test_learning_rate_schedule_warms_up_and_decays():
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(strategy="tpu"), "strategy"), (dict(patch_size=4), "patch_size"),
-    (dict(quality_min=0.8, quality_max=0.2), "quality"),
+    (dict(quality_min=0.8, quality_max=0.2), "quality"), (dict(loss_scale="sqrt"), "loss_scale"),
 ])
 def test_train_config_validates(kwargs, message):
   with pytest.raises(ValueError, match=message):
     TrainConfig(train_dir="x", work_dir="y", **kwargs)
+
+
+def test_log_loss_scale_weighs_each_batch_by_the_inverse_of_its_loss():
+  """"log": gradient = LOG_LOSS_GRADIENT_SCALE / loss * gradient of the loss, at every quality."""
+  tiny_model = tiny.tiny_model(perturb=0.01)
+  images = np.stack([tiny.smooth_image(16, 16, seed=s) for s in range(2)])
+  for quality in (0.1, 0.9):
+    gradients = {}
+    for scale in ("linear", "log"):
+      with tf.GradientTape() as tape:
+        loss = tiny_model.rate_distortion(images, quality, training=False)["loss"]
+        objective = model_lib.training_objective(loss, scale)
+      gradients[scale] = tape.gradient(objective, tiny_model.trainable_variables)
+    weight = model_lib.LOG_LOSS_GRADIENT_SCALE / float(loss)
+    for linear, log in zip(gradients["linear"], gradients["log"]):
+      if linear is not None:
+        expected = weight * linear.numpy()
+        np.testing.assert_allclose(log.numpy(), expected, rtol=1e-3,
+                                   atol=1e-5 * np.abs(expected).max())
+  with pytest.raises(ValueError, match="linear, log"):
+    model_lib.FlowCompressionModel(tiny.TINY_CONFIG, loss_scale="sqrt")
+
+
+def test_train_step_with_log_loss_scale_updates_the_weights():
+  tiny_model = tiny.tiny_model()
+  tiny_model.loss_scale = "log"
+  tiny_model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+  before = [v.numpy().copy() for v in tiny_model.trainable_variables]
+  images = tf.constant(np.stack([tiny.smooth_image(16, 16, seed=s) for s in range(2)]))
+  metrics = tiny_model.train_step(images)
+  assert np.isfinite(float(metrics["loss"]))
+  assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, tiny_model.trainable_variables))
 
 
 def test_training_binary_rejects_bad_flags(capsys):

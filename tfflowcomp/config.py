@@ -88,6 +88,8 @@ class ModelConfig:
 
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# How the per-batch loss `bpp + lambda * MSE` enters the gradient (`model.training_objective`).
+LOSS_SCALES = ("linear", "log")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +112,10 @@ class TrainConfig:
     validation_dir: folder whose first `validation_images` images are used for validation.
     validation_images: number of held-out images coded at every validation.
     strategy: tf.distribute strategy name, one of `STRATEGIES`.
+    loss_scale: one of `LOSS_SCALES`: "linear" minimises the mean of `bpp + lambda * MSE` over
+      qualities (absolute improvements count, so high qualities, whose loss is ~10x larger,
+      dominate); "log" minimises the mean of its logarithm (each quality's loss improves by the
+      same relative amount, which moves weight to low rates).
     seed: random seed of the input pipeline and initialisation.
   """
   train_dir: str
@@ -128,10 +134,12 @@ class TrainConfig:
   validation_dir: str = ""
   validation_images: int = 4
   strategy: str = "default"
+  loss_scale: str = "linear"
   seed: int = 0
 
   def __post_init__(self):
     _check_choice("strategy", self.strategy, STRATEGIES)
+    _check_choice("loss_scale", self.loss_scale, LOSS_SCALES)
     if self.patch_size < 8:
       raise ValueError(f"patch_size must be >= 8, got {self.patch_size}.")
     if self.batch_size < 1 or self.steps < 0:

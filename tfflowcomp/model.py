@@ -1,8 +1,8 @@
 """The Keras training model: flow + per-channel gains + hyperprior + entropy models.
 
 `FlowCompressionModel` owns every trainable variable. Its `train_step` draws one quality per batch
-and minimises `bpp + lambda(quality) * MSE` (see `quality.rd_lambda`), so one model learns every
-rate. It does not code bitstreams: `codec.FlowCodec` does, after its tables have been built from a
+and minimises `bpp + lambda(quality) * MSE` (see `quality.rd_lambda`), or its logarithm
+(`training_objective`), so one model learns every rate. It does not code bitstreams: `codec.FlowCodec` does, after its tables have been built from a
 trained model (`FlowCodec.from_model`).
 
 Data flow of one example (analysis = image -> latent):
@@ -37,13 +37,37 @@ def to_pixels(x):
   return (x + 0.5) * 255.0
 
 
+# `loss_scale="log"` minimises LOG_LOSS_GRADIENT_SCALE * log(loss). The constant is the typical
+# loss averaged over qualities (~6 for the shipped model: ~2 at quality 0, ~12 at quality 1), so
+# the gradient keeps its average size and a run switched from "linear" keeps its effective
+# learning rate (Adam's second-moment estimate remembers ~1,000 steps of gradient sizes).
+LOG_LOSS_GRADIENT_SCALE = 6.0
+
+
+def training_objective(loss, loss_scale: str):
+  """What the optimizer minimises for a batch's `loss = bpp + lambda * MSE` (float32 scalar).
+
+  "linear": the loss itself. "log": `LOG_LOSS_GRADIENT_SCALE * log(loss)`, whose gradient is
+  the loss's gradient times `LOG_LOSS_GRADIENT_SCALE / loss`: a batch at a low quality (small
+  loss) then weighs as much, relatively, as one at a high quality.
+  """
+  if loss_scale == "linear":
+    return loss
+  if loss_scale == "log":
+    return LOG_LOSS_GRADIENT_SCALE * tf.math.log(loss)
+  raise ValueError(f"loss_scale={loss_scale!r} is not valid; choose one of: linear, log.")
+
+
 class FlowCompressionModel(tf.keras.Model):
   """Trainable flow codec. Call `initialize(batch)` once before training from scratch."""
 
-  def __init__(self, config: ModelConfig, quality_range=(0.0, 1.0), name="tfflowcomp"):
+  def __init__(self, config: ModelConfig, quality_range=(0.0, 1.0), loss_scale: str = "linear",
+               name="tfflowcomp"):
     super().__init__(name=name)
     self.config = config
     self.quality_range = tuple(float(q) for q in quality_range)
+    training_objective(tf.constant(1.0), loss_scale)  # Rejects an unknown value now.
+    self.loss_scale = loss_scale
     channels = config.latent_channels
     self.flow = MultiscaleFlow(config)
     # Per-channel log-gains at quality 0 and 1, interpolated linearly in between.
@@ -157,8 +181,9 @@ class FlowCompressionModel(tf.keras.Model):
     quality = self._sample_quality()
     with tf.GradientTape() as tape:
       result = self.rate_distortion(images, quality, training=True)
+      objective = training_objective(result["loss"], self.loss_scale)
     variables = self.trainable_variables
-    gradients = tape.gradient(result["loss"], variables)
+    gradients = tape.gradient(objective, variables)
     gradients, _ = tf.clip_by_global_norm(gradients, 10.0)
     self.optimizer.apply_gradients(zip(gradients, variables))
     return self._update_metrics(result, quality)

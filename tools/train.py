@@ -56,6 +56,11 @@ _VALIDATE_EVERY = flags.DEFINE_integer("validate_every", 1000, "Steps between va
                                        lower_bound=1)
 _STRATEGY = flags.DEFINE_enum("strategy", "default", list(config_lib.STRATEGIES),
                               "tf.distribute strategy (multi_worker reads TF_CONFIG).")
+_LOSS_SCALE = flags.DEFINE_enum(
+    "loss_scale", "linear", list(config_lib.LOSS_SCALES),
+    "linear: minimise bpp + lambda * MSE averaged over the sampled qualities (high qualities, "
+    "with ~10x larger losses, dominate); log: minimise its logarithm, so every quality improves "
+    "by the same relative amount (more weight on low rates).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 
 
@@ -72,7 +77,7 @@ def configs_from_flags():
       final_learning_rate=_FINAL_LR.value, quality_min=_QMIN.value, quality_max=_QMAX.value,
       checkpoint_every=_CKPT_EVERY.value, validate_every=_VALIDATE_EVERY.value,
       validation_dir=_VALIDATION_DIR.value, validation_images=_VALIDATION_IMAGES.value,
-      strategy=_STRATEGY.value, seed=_SEED.value)
+      strategy=_STRATEGY.value, loss_scale=_LOSS_SCALE.value, seed=_SEED.value)
   return model_config, train_config
 
 
