@@ -486,8 +486,8 @@ class FlowCodec(tf.Module, CodecApi):
       new = self._symbols(decoded, per_unit)
       return i + 1, decoded, new, tf.reduce_all(tf.equal(new, symbols))
 
-    iterations, fixed_point, _, converged = tf.while_loop(
-        keep_going, step, (tf.constant(0), image, self._symbols(image, per_unit), tf.constant(False)))
+    start = (tf.constant(0), image, self._symbols(image, per_unit), tf.constant(False))
+    iterations, fixed_point, _, converged = tf.while_loop(keep_going, step, start)
     chosen = tf.cond(converged, lambda: fixed_point, lambda: image)
     return {"bitstream_bytes": self._encode(chosen, quality_code, per_unit),
             "iterations": iterations, "converged": converged}

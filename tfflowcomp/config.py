@@ -113,7 +113,7 @@ class TrainConfig:
     validation_images: number of held-out images coded at every validation.
     strategy: tf.distribute strategy name, one of `STRATEGIES`.
     loss_scale: one of `LOSS_SCALES`: "linear" minimises the mean of `bpp + lambda * MSE` over
-      qualities (absolute improvements count, so high qualities, whose loss is ~10x larger,
+      qualities (absolute improvements count, so high qualities, whose loss is ~6x larger,
       dominate); "log" minimises the mean of its logarithm (each quality's loss improves by the
       same relative amount, which moves weight to low rates).
     seed: random seed of the input pipeline and initialisation.

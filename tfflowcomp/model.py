@@ -2,8 +2,9 @@
 
 `FlowCompressionModel` owns every trainable variable. Its `train_step` draws one quality per batch
 and minimises `bpp + lambda(quality) * MSE` (see `quality.rd_lambda`), or its logarithm
-(`training_objective`), so one model learns every rate. It does not code bitstreams: `codec.FlowCodec` does, after its tables have been built from a
-trained model (`FlowCodec.from_model`).
+(`training_objective`), so one model learns every rate. It does not code bitstreams:
+`codec.FlowCodec` does, after its tables have been built from a trained model
+(`FlowCodec.from_model`).
 
 Data flow of one example (analysis = image -> latent):
 
@@ -38,9 +39,10 @@ def to_pixels(x):
 
 
 # `loss_scale="log"` minimises LOG_LOSS_GRADIENT_SCALE * log(loss). The constant is the typical
-# loss averaged over qualities (~6 for the shipped model: ~2 at quality 0, ~12 at quality 1), so
-# the gradient keeps its average size and a run switched from "linear" keeps its effective
-# learning rate (Adam's second-moment estimate remembers ~1,000 steps of gradient sizes).
+# loss averaged over qualities (~6 for the shipped model: ~2 at quality 0, ~12 at quality 1, from
+# its Kodak bpp and MSE), so the gradient keeps its average size and a run switched from
+# "linear" keeps its effective learning rate (Adam's second-moment estimate remembers ~1,000
+# steps of gradient sizes).
 LOG_LOSS_GRADIENT_SCALE = 6.0
 
 
