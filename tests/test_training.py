@@ -130,7 +130,8 @@ def test_train_step_with_log_loss_scale_updates_the_weights():
   images = tf.constant(np.stack([tiny.smooth_image(16, 16, seed=s) for s in range(2)]))
   metrics = tiny_model.train_step(images)
   assert np.isfinite(float(metrics["loss"]))
-  assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, tiny_model.trainable_variables))
+  after = tiny_model.trainable_variables
+  assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, after))
 
 
 def test_training_binary_rejects_bad_flags(capsys):

@@ -13,7 +13,8 @@ import json
 from typing import Any, Dict, Tuple
 
 
-def _check_choice(name: str, value: str, choices: Tuple[str, ...]) -> None:
+def check_choice(name: str, value: str, choices: Tuple[str, ...]) -> None:
+  """Raises ValueError naming the valid choices if `value` is not one of them."""
   if value not in choices:
     raise ValueError(
         f"{name}={value!r} is not valid; choose one of: {', '.join(choices)}.")
@@ -138,8 +139,8 @@ class TrainConfig:
   seed: int = 0
 
   def __post_init__(self):
-    _check_choice("strategy", self.strategy, STRATEGIES)
-    _check_choice("loss_scale", self.loss_scale, LOSS_SCALES)
+    check_choice("strategy", self.strategy, STRATEGIES)
+    check_choice("loss_scale", self.loss_scale, LOSS_SCALES)
     if self.patch_size < 8:
       raise ValueError(f"patch_size must be >= 8, got {self.patch_size}.")
     if self.batch_size < 1 or self.steps < 0:

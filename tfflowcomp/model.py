@@ -24,7 +24,9 @@ import tensorflow_compression as tfc
 from tfflowcomp import entropy
 from tfflowcomp import hyperprior
 from tfflowcomp import quality as quality_lib
+from tfflowcomp.config import LOSS_SCALES
 from tfflowcomp.config import ModelConfig
+from tfflowcomp.config import check_choice
 from tfflowcomp.flow import MultiscaleFlow
 
 
@@ -53,11 +55,10 @@ def training_objective(loss, loss_scale: str):
   the loss's gradient times `LOG_LOSS_GRADIENT_SCALE / loss`: a batch at a low quality (small
   loss) then weighs as much, relatively, as one at a high quality.
   """
-  if loss_scale == "linear":
-    return loss
+  check_choice("loss_scale", loss_scale, LOSS_SCALES)
   if loss_scale == "log":
     return LOG_LOSS_GRADIENT_SCALE * tf.math.log(loss)
-  raise ValueError(f"loss_scale={loss_scale!r} is not valid; choose one of: linear, log.")
+  return loss
 
 
 class FlowCompressionModel(tf.keras.Model):
@@ -68,7 +69,7 @@ class FlowCompressionModel(tf.keras.Model):
     super().__init__(name=name)
     self.config = config
     self.quality_range = tuple(float(q) for q in quality_range)
-    training_objective(tf.constant(1.0), loss_scale)  # Rejects an unknown value now.
+    check_choice("loss_scale", loss_scale, LOSS_SCALES)
     self.loss_scale = loss_scale
     channels = config.latent_channels
     self.flow = MultiscaleFlow(config)

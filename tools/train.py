@@ -59,7 +59,7 @@ _STRATEGY = flags.DEFINE_enum("strategy", "default", list(config_lib.STRATEGIES)
 _LOSS_SCALE = flags.DEFINE_enum(
     "loss_scale", "linear", list(config_lib.LOSS_SCALES),
     "linear: minimise bpp + lambda * MSE averaged over the sampled qualities (high qualities, "
-    "with ~10x larger losses, dominate); log: minimise its logarithm, so every quality improves "
+    "with ~6x larger losses, dominate); log: minimise its logarithm, so every quality improves "
     "by the same relative amount (more weight on low rates).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 
