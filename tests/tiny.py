@@ -26,6 +26,10 @@ GOLDEN_QUALITY = 0.5
 
 TINY_CONFIG = ModelConfig(num_levels=2, glow_steps_per_level=1, coupling_width=4,
                           hyper_width=8, hyper_channels=4)
+# Integer-to-integer flow; min_step 0.25 puts every channel at the lossless cap at quality 1.
+TINY_INTEGER_CONFIG = ModelConfig(num_levels=2, glow_steps_per_level=0, coupling_width=4,
+                                  hyper_width=8, hyper_channels=4, min_step=0.25,
+                                  integer_flow=True)
 
 
 def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -42,14 +46,15 @@ def smooth_image(height: int, width: int, seed: int = 0) -> np.ndarray:
   return np.clip(np.round(base), 0, 255).astype(np.uint8)
 
 
-def tiny_model(seed: int = 0, perturb: float = 0.0) -> FlowCompressionModel:
+def tiny_model(seed: int = 0, perturb: float = 0.0,
+               config: ModelConfig = TINY_CONFIG) -> FlowCompressionModel:
   """Deterministic tiny model, initialised on synthetic images.
 
   `perturb` adds seeded noise of that scale to every trainable variable, so that no flow step
   is the identity (for bijectivity tests).
   """
   tf.keras.utils.set_random_seed(seed)
-  model = FlowCompressionModel(TINY_CONFIG)
+  model = FlowCompressionModel(config)
   batch = np.stack([smooth_image(32, 32, seed=s) for s in range(4)])
   model.initialize(batch)
   if perturb:

@@ -31,6 +31,7 @@ from tfflowcomp import quantization
 from tfflowcomp import range_coding
 from tfflowcomp import side_refinement
 from tfflowcomp.config import ModelConfig
+from tfflowcomp.flow import integer
 from tfflowcomp.model import FlowCompressionModel, to_model_units, to_pixels
 
 _SIDE, _LATENT = 0, 1
@@ -379,6 +380,11 @@ class FlowCodec(tf.Module, CodecApi):
     8-bit rounding moved the latent across a decision boundary, and the stable mode's
     fixed-point search converges.
 
+    With an integer flow (`ModelConfig.integer_flow`) a decoded image re-analyses to exactly the
+    latent it was decoded from, so the same symbols come back (unless clipping to [0, 255] or
+    edge padding changed pixels; RDOQ may still pick the other neighbour of a symbol, which
+    `compress_stable_graph` settles).
+
     The symbols stay on the integer grid: the decoder reconstructs `offsets + loc` with `loc`
     rounded, so a decoded image re-analyses to the same symbols whatever side information it
     gets (quantizing around the unrounded mean saves rate but makes the reconstruction follow
@@ -394,6 +400,10 @@ class FlowCodec(tf.Module, CodecApi):
     residual = latent * tf.cast(per_unit, tf.float32) - loc
     offsets = quantization.quantize_residual(
         residual, entropy.table_scale(indexes, self.config), self.distortion_weight)
+    if self.config.integer_flow:
+      # Channels at the integer flow's cap (one symbol per integer) are coded losslessly:
+      # their residuals are integers, and RDOQ would trade whole levels for bits.
+      offsets = tf.where(per_unit >= integer.LEVELS, tf.round(residual), offsets)
     return z, z_hat, indexes, loc, loc + offsets
 
   def _symbols(self, image, per_unit):

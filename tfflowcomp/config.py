@@ -38,6 +38,12 @@ class ModelConfig:
     num_scales: number of scale tables of the latent's entropy model.
     scale_min: smallest scale (in quantization bins) of those tables.
     scale_max: largest scale (in quantization bins) of those tables.
+    integer_flow: make the flow an exact bijection of the integers (`flow/integer.py`): fixed
+      YCoCg-R colour transform and lifting steps with rounded shifts, no Glow steps (their
+      scalings are not bijections of the integers), so needs `glow_steps_per_level=0`. Decoded
+      images then re-encode to the same symbols, and quantization steps of at most one 8-bit
+      level are lossless. Omitted from `to_json` when False, so existing models keep their
+      fingerprints.
   """
   num_levels: int = 4
   glow_steps_per_level: int = 1
@@ -49,12 +55,16 @@ class ModelConfig:
   num_scales: int = 64
   scale_min: float = 0.11
   scale_max: float = 1024.0
+  integer_flow: bool = False
 
   def __post_init__(self):
     if not 1 <= self.num_levels <= 5:
       raise ValueError(f"num_levels must be in [1, 5], got {self.num_levels}.")
     if self.glow_steps_per_level < 0:
       raise ValueError("glow_steps_per_level must be >= 0.")
+    if self.integer_flow and self.glow_steps_per_level:
+      raise ValueError("integer_flow needs glow_steps_per_level=0: Glow steps scale their "
+                       "inputs, which no bijection of the integers can do.")
     for name in ("coupling_width", "hyper_width", "hyper_channels", "num_scales"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
@@ -73,7 +83,10 @@ class ModelConfig:
     return 3 * 4 ** self.num_levels
 
   def to_json(self) -> str:
-    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+    values = dataclasses.asdict(self)
+    if not self.integer_flow:
+      del values["integer_flow"]  # Keeps the JSON, hence fingerprints, of float-flow models.
+    return json.dumps(values, sort_keys=True)
 
   @classmethod
   def from_json(cls, text: str) -> "ModelConfig":

@@ -28,6 +28,7 @@ from tfflowcomp.config import LOSS_SCALES
 from tfflowcomp.config import ModelConfig
 from tfflowcomp.config import check_choice
 from tfflowcomp.flow import MultiscaleFlow
+from tfflowcomp.flow import integer
 
 
 def to_model_units(image):
@@ -102,13 +103,22 @@ class FlowCompressionModel(tf.keras.Model):
     """`gain(q) / step(q)` per latent channel: `[C]` of `dtype` for a scalar quality.
 
     Training uses float32; coding uses float64 (see `codec.FlowCodec._per_unit`).
+
+    An integer flow's latent is integers / 255, so a symbol finer than one integer (more than
+    255 symbols per unit) would code nothing more; the value is capped at 255. With the cap,
+    decoding symbol `s` gives the integer latent `v = round(255 s / p)` and re-encoding finds
+    `v p / 255` within `p / 510 <= 1/2` of `s`, so plain rounding returns `s`: the decoded image
+    re-encodes to the same symbols, and channels at the cap are coded losslessly.
     """
     quality = tf.cast(quality, dtype)
     log_gain = ((1.0 - quality) * tf.cast(self.log_gain_low, dtype) +
                 quality * tf.cast(self.log_gain_high, dtype))
     step = quality_lib.step_size(quality, self.config.max_step, self.config.min_step,
                                  dtype) / 255.0
-    return tf.exp(log_gain) / step
+    per_unit = tf.exp(log_gain) / step
+    if self.config.integer_flow:
+      per_unit = tf.minimum(per_unit, tf.cast(integer.LEVELS, dtype))
+    return per_unit
 
   # ---- Initialisation ---------------------------------------------------------------------
 

@@ -44,6 +44,13 @@ _QMAX = flags.DEFINE_float("quality_max", 1.0, "Highest quality drawn in trainin
 _LEVELS = flags.DEFINE_integer("num_levels", 4, "Multi-scale levels of the flow.",
                                lower_bound=1, upper_bound=5)
 _GLOW = flags.DEFINE_integer("glow_steps_per_level", 1, "Glow steps per level.", lower_bound=0)
+_INTEGER_FLOW = flags.DEFINE_bool(
+    "integer_flow", False,
+    "Integer-to-integer flow (YCoCg-R and lifting steps with rounded shifts; needs "
+    "--glow_steps_per_level 0): decoded images re-encode to the same symbols, and quality 1 is "
+    "lossless when --min_step is at most the smallest channel gain (~0.25 is safe).")
+_MIN_STEP = flags.DEFINE_float("min_step", 1.0,
+                               "Quantization step at quality 1, in 8-bit levels.", lower_bound=0)
 _WIDTH = flags.DEFINE_integer("coupling_width", 32, "Hidden width of coupling networks.",
                               lower_bound=1)
 _HYPER_WIDTH = flags.DEFINE_integer("hyper_width", 128, "Hidden width of hyperprior networks.",
@@ -69,7 +76,8 @@ def configs_from_flags():
   model_config = config_lib.ModelConfig(
       num_levels=_LEVELS.value, glow_steps_per_level=_GLOW.value,
       coupling_width=_WIDTH.value, hyper_width=_HYPER_WIDTH.value,
-      hyper_channels=_HYPER_CHANNELS.value)
+      hyper_channels=_HYPER_CHANNELS.value, min_step=_MIN_STEP.value,
+      integer_flow=_INTEGER_FLOW.value)
   train_config = config_lib.TrainConfig(
       train_dir=_TRAIN_DIR.value, work_dir=_WORK_DIR.value, patch_size=_PATCH.value,
       batch_size=_BATCH.value, steps=_STEPS.value, learning_rate=_LR.value,

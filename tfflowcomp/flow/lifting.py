@@ -14,7 +14,7 @@ network, so the flow starts exactly as the 5/3 wavelet and training only has to 
 
 Direction: forward = analysis (image side -> latent side), float32 `[B, H, W, 12]` in and out.
 All four steps are additive couplings: volume preserving, log-det 0, exactly invertible up to
-float rounding.
+float rounding (exactly, on integers, in their integer-valued form: `integer.py`).
 """
 
 from typing import Dict, List, Tuple
@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfflowcomp.flow import coupling
+from tfflowcomp.flow import integer
 
 tfb = tfp.bijectors
 
@@ -79,16 +80,22 @@ class LiftingShift(tf.keras.layers.Layer):
 class LiftingStep(tf.keras.layers.Layer):
   """One 5/3 lifting step as a learnable additive coupling on a squeezed `[B, H, W, 12]`."""
 
-  def __init__(self, step_name: str, cond_blocks, upd_blocks, taps, width: int):
+  def __init__(self, step_name: str, cond_blocks, upd_blocks, taps, width: int,
+               integer_valued: bool = False):
     super().__init__(name=step_name)
     self._cond = _block_channels(cond_blocks)
     self._upd = _block_channels(upd_blocks)
+    self._integer_valued = integer_valued
     self.shift = LiftingShift(lifting_kernel(taps), width, name="shift")
 
   def bijector(self) -> tfb.Bijector:
+    """Additive coupling; with `integer_valued`, on integer levels with a rounded shift."""
+    if self._integer_valued:
+      return integer.IntegerAdditiveCoupling(self._cond, self._upd, self.shift, name=self.name)
     return coupling.AdditiveCoupling(self._cond, self._upd, self.shift, name=self.name)
 
 
-def wavelet_lifting_steps(width: int) -> List[LiftingStep]:
+def wavelet_lifting_steps(width: int, integer_valued: bool = False) -> List[LiftingStep]:
   """The four lifting steps of one 2D 5/3 wavelet level, in analysis order."""
-  return [LiftingStep(name, cond, upd, taps, width) for name, cond, upd, taps in LIFTING_STEPS]
+  return [LiftingStep(name, cond, upd, taps, width, integer_valued)
+          for name, cond, upd, taps in LIFTING_STEPS]
