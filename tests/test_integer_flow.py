@@ -73,6 +73,20 @@ def test_synthesis_of_an_integer_latent_analyses_back_to_it_exactly(integer_mode
 
 
 @pytest.mark.parametrize("quality", [0.3, 0.5, 0.7])
+def test_decoded_latents_are_given_back_their_symbols_even_by_a_greedy_rdoq(integer_model,
+                                                                            quality):
+  # A tiny distortion weight makes RDOQ trade almost every symbol for bits; the latent of a
+  # decoded image must still get exactly the symbols it was decoded from.
+  greedy = FlowCodec.from_model(integer_model, distortion_weight=0.05)
+  per_unit = greedy._per_unit(tf.constant(round(quality * 65535)))
+  per_unit_f32 = tf.cast(per_unit, tf.float32)
+  symbols = np.random.default_rng(7).integers(-12, 13, [1, 6, 8, 48]).astype(np.float32)
+  decoded_latent = tf.round(integer.LEVELS * symbols / per_unit_f32) / integer.LEVELS
+  chosen = greedy._choose_symbols(decoded_latent, per_unit)[4]
+  np.testing.assert_array_equal(chosen, symbols)
+
+
+@pytest.mark.parametrize("quality", [0.3, 0.5, 0.7])
 def test_decoded_image_re_encodes_without_any_generation_loss(integer_codec, quality):
   image = _mid_range_image(32, 48, seed=int(quality * 10))
   first = integer_codec.compress(image, quality)

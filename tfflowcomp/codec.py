@@ -77,6 +77,8 @@ def pad_to_multiple(image, block: int):
 # unrounded float64 value and its rounding boundary, and how often it retries to get there.
 BOUNDARY_MARGIN = 1e-9
 MAX_GUARD_ROUNDS = 16
+# Float32 slack (in symbols) of the integer flow's "decoded residual" test in `_choose_symbols`.
+_INTEGER_REACH_MARGIN = 1e-4
 
 
 def _distance_to_rounding_boundary(values):
@@ -381,8 +383,8 @@ class FlowCodec(tf.Module, CodecApi):
     fixed-point search converges.
 
     With an integer flow (`ModelConfig.integer_flow`) a decoded image re-analyses to exactly the
-    latent it was decoded from, so the same symbols come back (unless clipping to [0, 255] or
-    edge padding changed pixels; RDOQ may still pick the other neighbour of a symbol, which
+    latent it was decoded from, and its residuals are rounded rather than traded by RDOQ, so the
+    same symbols come back (unless clipping to [0, 255] or edge padding changed pixels, which
     `compress_stable_graph` settles).
 
     The symbols stay on the integer grid: the decoder reconstructs `offsets + loc` with `loc`
@@ -401,9 +403,13 @@ class FlowCodec(tf.Module, CodecApi):
     offsets = quantization.quantize_residual(
         residual, entropy.table_scale(indexes, self.config), self.distortion_weight)
     if self.config.integer_flow:
-      # Channels at the integer flow's cap (one symbol per integer) are coded losslessly:
-      # their residuals are integers, and RDOQ would trade whole levels for bits.
-      offsets = tf.where(per_unit >= integer.LEVELS, tf.round(residual), offsets)
+      # A decoded image's latent is round(255 * symbols / per_unit) / 255, whose residual lies
+      # within per_unit / 510 of its symbol. Residuals that close to an integer are rounded,
+      # never traded by RDOQ, so decoded images re-encode to their symbols (and channels at the
+      # cap, per_unit = 255, are lossless).
+      reach = tf.cast(per_unit, tf.float32) / (2.0 * integer.LEVELS) + _INTEGER_REACH_MARGIN
+      offsets = tf.where(tf.abs(residual - tf.round(residual)) <= reach, tf.round(residual),
+                         offsets)
     return z, z_hat, indexes, loc, loc + offsets
 
   def _symbols(self, image, per_unit):
