@@ -11,6 +11,7 @@ from PIL import Image
 
 import tiny
 from tfflowcomp import data
+from tfflowcomp import export
 from tfflowcomp import model as model_lib
 from tfflowcomp import trainer
 from tfflowcomp.config import TrainConfig
@@ -50,11 +51,11 @@ def test_training_batches_are_reproducible_for_a_seed(image_folder, tmp_path):
   assert not all(np.array_equal(x, y) for x, y in zip(a, c))
 
 
-def _config(folder, work_dir, steps):
+def _config(folder, work_dir, steps, **kwargs):
   return TrainConfig(train_dir=str(folder), work_dir=str(work_dir), patch_size=16,
                      batch_size=2, steps=steps, warmup_steps=1, decay_start=2,
                      checkpoint_every=2, validate_every=2, validation_dir=str(folder),
-                     validation_images=1)
+                     validation_images=1, **kwargs)
 
 
 @pytest.mark.slow
@@ -81,6 +82,24 @@ def test_resume_refuses_a_different_model_config(image_folder, tmp_path):
   other = tiny.TINY_CONFIG.__class__(num_levels=1, coupling_width=4)
   with pytest.raises(ValueError, match="different configuration"):
     trainer.train(other, _config(image_folder, work_dir, 2))
+
+
+def test_a_new_run_can_start_from_an_exported_model(image_folder, tmp_path, capsys):
+  config = _config(image_folder, tmp_path / "run", 0, init_from=tiny.TINY_MODEL_DIR)
+  started = trainer.train(tiny.TINY_CONFIG, config)
+  out = capsys.readouterr().out
+  assert "Initialised from the exported model" in out and "ActNorm" not in out
+  shipped = export.restore_model(tiny.TINY_MODEL_DIR)
+  assert len(started.variables) == len(shipped.variables)
+  for a, b in zip(started.variables, shipped.variables):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_starting_from_an_exported_model_refuses_another_config(image_folder, tmp_path):
+  other = tiny.TINY_CONFIG.__class__(num_levels=1, coupling_width=4)
+  config = _config(image_folder, tmp_path / "run", 0, init_from=tiny.TINY_MODEL_DIR)
+  with pytest.raises(ValueError, match="different model configuration"):
+    trainer.train(other, config)
 
 
 def test_learning_rate_schedule_warms_up_and_decays():
@@ -142,6 +161,13 @@ def test_training_binary_rejects_bad_flags(capsys):
                           text=True, timeout=120)
   assert result.returncode != 0
   assert "default, mirrored, multi_worker" in result.stderr or "one of" in result.stderr
+  result = subprocess.run([sys.executable, tool, f"--init_from={tiny.TINY_MODEL_DIR}",
+                           "--num_levels=1"], capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "flags disagree with the --init_from model: --num_levels=1" in result.stderr
+  result = subprocess.run([sys.executable, tool, "--init_from=/nonexistent"],
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0 and "is not an exported tfflowcomp model" in result.stderr
 
 
 @pytest.mark.slow

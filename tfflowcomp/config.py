@@ -131,6 +131,10 @@ class TrainConfig:
       dominate); "log" minimises the mean of its logarithm (each quality's loss improves by the
       same relative amount, which moves weight to low rates).
     seed: random seed of the input pipeline and initialisation.
+    init_from: optional exported SavedModel (or serving-layout folder) whose weights start a new
+      run instead of a random initialisation (fine-tuning, or continuing a shipped model when its
+      checkpoints are gone: Adam's moments start from zero). Its `ModelConfig` must equal the
+      run's. Ignored once `work_dir` holds a checkpoint.
   """
   train_dir: str
   work_dir: str
@@ -150,6 +154,7 @@ class TrainConfig:
   strategy: str = "default"
   loss_scale: str = "linear"
   seed: int = 0
+  init_from: str = ""
 
   def __post_init__(self):
     check_choice("strategy", self.strategy, STRATEGIES)

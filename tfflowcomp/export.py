@@ -113,25 +113,51 @@ class SavedCodec(CodecApi):
     return self._decompress_fn(bitstream=tf.constant(data))["image"].numpy()
 
 
+def saved_model_config(path: str) -> ModelConfig:
+  """The `ModelConfig` of an exported SavedModel (or serving-layout folder), read from its
+  variables without loading the graph."""
+  reader = tf.train.load_checkpoint(_variables_prefix(path))
+  return ModelConfig.from_json(
+      reader.get_tensor("config_json/.ATTRIBUTES/VARIABLE_VALUE").decode())
+
+
+def read_saved_weights(model: FlowCompressionModel, path: str) -> None:
+  """Overwrites every variable of a built `model` with the exported model's (same config).
+
+  Goes through a fresh model, so that a compiled `model` (which also tracks its optimizer, whose
+  state an export does not hold) can be warm-started.
+  """
+  saved = FlowCompressionModel(model.config)
+  saved.ensure_built()
+  tf.train.Checkpoint(model=saved).read(_variables_prefix(path)).expect_partial() \
+      .assert_existing_objects_matched()
+  if len(saved.variables) != len(model.variables):
+    raise ValueError(f"{path} holds {len(saved.variables)} variables, the model "
+                     f"{len(model.variables)}.")
+  for target, value in zip(model.variables, saved.variables):
+    target.assign(value)
+
+
 def restore_model(path: str) -> FlowCompressionModel:
   """The trainable Keras model inside an exported SavedModel (for studies and fine-tuning).
 
   `path`: a SavedModel or a serving-layout model folder. `FlowCodec.from_model(model)` then gives
   a live codec with the same fingerprint (checked here) whose encoder settings can be changed.
   """
-  path = latest_version_dir(path)
-  variables = os.path.join(path, "variables", "variables")
-  reader = tf.train.load_checkpoint(variables)
-  config = ModelConfig.from_json(
-      reader.get_tensor("config_json/.ATTRIBUTES/VARIABLE_VALUE").decode())
-  model = FlowCompressionModel(config)
+  model = FlowCompressionModel(saved_model_config(path))
   model.ensure_built()
-  tf.train.Checkpoint(model=model).read(variables).expect_partial().assert_existing_objects_matched()
+  tf.train.Checkpoint(model=model).read(_variables_prefix(path)).expect_partial() \
+      .assert_existing_objects_matched()
+  reader = tf.train.load_checkpoint(_variables_prefix(path))
   fingerprint = reader.get_tensor("fingerprint_var/.ATTRIBUTES/VARIABLE_VALUE")
   rebuilt = FlowCodec.from_model(model).fingerprint
   if rebuilt != fingerprint:
     raise ValueError(f"restored model {rebuilt.hex()} differs from {path} ({fingerprint.hex()}).")
   return model
+
+
+def _variables_prefix(path: str) -> str:
+  return os.path.join(latest_version_dir(path), "variables", "variables")
 
 
 def latest_version_dir(model_dir: str) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfflowcomp import data
+from tfflowcomp import export
 from tfflowcomp import metrics
 from tfflowcomp.codec import FlowCodec
 from tfflowcomp.config import ModelConfig, TrainConfig
@@ -82,6 +83,16 @@ def _check_config(work_dir: str, model_config: ModelConfig) -> None:
     with open(tmp, "w") as f:
       f.write(model_config.to_json())
     os.replace(tmp, path)
+
+
+def _warm_start(model: FlowCompressionModel, model_config: ModelConfig, saved_model: str) -> None:
+  """Copies an exported model's weights into a fresh run's `model` (see `TrainConfig.init_from`)."""
+  saved = export.saved_model_config(saved_model)
+  if saved != model_config:
+    raise ValueError(f"init_from {saved_model} has a different model configuration:\n"
+                     f"  saved: {saved}\n  given: {model_config}")
+  export.read_saved_weights(model, saved_model)
+  print(f"Initialised from the exported model {saved_model}.", flush=True)
 
 
 def load_model_config(work_dir: str) -> ModelConfig:
@@ -194,6 +205,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig) -> FlowCompressi
     if manager.latest_checkpoint:
       checkpoint.restore(manager.latest_checkpoint)
       print(f"Resumed from {manager.latest_checkpoint}", flush=True)
+    elif train_config.init_from:
+      _warm_start(model, model_config, train_config.init_from)
     # A resumed run must not replay the data order and qualities of the first run.
     start_step = int(optimizer.iterations.numpy())
     tf.random.set_seed(train_config.seed + start_step)

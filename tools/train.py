@@ -69,15 +69,39 @@ _LOSS_SCALE = flags.DEFINE_enum(
     "with ~6x larger losses, dominate); log: minimise its logarithm, so every quality improves "
     "by the same relative amount (more weight on low rates).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", "",
+    "Exported model (SavedModel or serving-layout folder, e.g. savedmodels/tfflowcomp_base) "
+    "whose weights start a new run: fine-tuning, or continuing a shipped model whose checkpoints "
+    "are gone. The model flags are taken from it (any given must agree). Ignored on resume.")
+
+# ModelConfig field -> the flag that sets it.
+_MODEL_FLAGS = {"num_levels": _LEVELS, "glow_steps_per_level": _GLOW, "coupling_width": _WIDTH,
+                "hyper_width": _HYPER_WIDTH, "hyper_channels": _HYPER_CHANNELS,
+                "min_step": _MIN_STEP, "integer_flow": _INTEGER_FLOW}
+
+
+def model_config_from_flags():
+  """The model flags as a ModelConfig, or --init_from's config (explicit flags must agree)."""
+  if not _INIT_FROM.value:
+    return config_lib.ModelConfig(**{field: holder.value for field, holder in _MODEL_FLAGS.items()})
+  from tfflowcomp import export  # pylint: disable=g-import-not-at-top
+  try:
+    saved = export.saved_model_config(_INIT_FROM.value)
+  except (OSError, ValueError, KeyError) as error:
+    raise ValueError(f"--init_from {_INIT_FROM.value!r} is not an exported tfflowcomp model "
+                     f"({error}).") from error
+  conflicts = [f"--{holder.name}={holder.value} (the model has {getattr(saved, field)})"
+               for field, holder in _MODEL_FLAGS.items()
+               if flags.FLAGS[holder.name].present and holder.value != getattr(saved, field)]
+  if conflicts:
+    raise ValueError("flags disagree with the --init_from model: " + ", ".join(conflicts))
+  return saved
 
 
 def configs_from_flags():
   """Flags -> (ModelConfig, TrainConfig); raises ValueError with the reason if invalid."""
-  model_config = config_lib.ModelConfig(
-      num_levels=_LEVELS.value, glow_steps_per_level=_GLOW.value,
-      coupling_width=_WIDTH.value, hyper_width=_HYPER_WIDTH.value,
-      hyper_channels=_HYPER_CHANNELS.value, min_step=_MIN_STEP.value,
-      integer_flow=_INTEGER_FLOW.value)
+  model_config = model_config_from_flags()
   train_config = config_lib.TrainConfig(
       train_dir=_TRAIN_DIR.value, work_dir=_WORK_DIR.value, patch_size=_PATCH.value,
       batch_size=_BATCH.value, steps=_STEPS.value, learning_rate=_LR.value,
@@ -85,7 +109,8 @@ def configs_from_flags():
       final_learning_rate=_FINAL_LR.value, quality_min=_QMIN.value, quality_max=_QMAX.value,
       checkpoint_every=_CKPT_EVERY.value, validate_every=_VALIDATE_EVERY.value,
       validation_dir=_VALIDATION_DIR.value, validation_images=_VALIDATION_IMAGES.value,
-      strategy=_STRATEGY.value, loss_scale=_LOSS_SCALE.value, seed=_SEED.value)
+      strategy=_STRATEGY.value, loss_scale=_LOSS_SCALE.value, seed=_SEED.value,
+      init_from=_INIT_FROM.value)
   return model_config, train_config
 
 
