@@ -102,3 +102,20 @@ def test_encoder_choices_benchmark_writes_real_rates_per_variant(tmp_path, capsy
     assert all(p["bpp"] > 0 and p["psnr"] > 20 for p in curve)
   assert quantization_benchmark.main(argv + ["--variants", "1/-3"]) == 2
   assert "WEIGHT/ITERATIONS" in capsys.readouterr().err
+
+
+def test_lossless_benchmark_checks_every_file_decodes_bit_exact(tmp_path, capsys):
+  sys.path.insert(0, os.path.join(tiny.TESTDATA, "..", "..", "benchmarks"))
+  import lossless  # pylint: disable=g-import-not-at-top
+  Image.fromarray(tiny.smooth_image(32, 48, seed=3)).save(tmp_path / "a.png")
+  output = tmp_path / "out.json"
+  assert lossless.main(["--images", str(tmp_path), "--model", tiny.TINY_MODEL_DIR,
+                        "--output", str(output)]) == 0
+  rows = json.loads(output.read_text())["codecs"]
+  assert rows["PNG"]["exact_images"] == rows["WebP lossless"]["exact_images"] == 1
+  flow = rows["tfflowcomp q=1 (tiny_model)"]  # A float flow: measured, not assumed, lossless.
+  assert flow["images"] == 1 and flow["bpp"] > 0
+  assert lossless.main(["--images", str(tmp_path / "missing"), "--model", ""]) == 1
+  assert lossless.main(["--images", str(tmp_path), "--model", str(tmp_path / "no_model"),
+                        "--output", str(output)]) == 1
+  assert "error:" in capsys.readouterr().err
