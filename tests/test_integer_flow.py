@@ -117,6 +117,18 @@ def test_finest_quality_is_lossless_even_for_noise(integer_codec):
                                 image)
 
 
+def test_finest_quality_is_lossless_whatever_the_learned_gains():
+  # A trained model can learn channel gains so small that gain / min_step stays below the cap:
+  # quality 1 must still code every channel one symbol per integer.
+  model = tiny.tiny_model(seed=1, perturb=0.05, config=tiny.TINY_INTEGER_CONFIG)
+  model.log_gain_high.assign(model.log_gain_high - 8.0)
+  codec = FlowCodec.from_model(model)
+  np.testing.assert_array_equal(codec._per_unit(tf.constant(65535)).numpy(), integer.LEVELS)
+  assert np.all(codec._per_unit(tf.constant(65534)).numpy() < integer.LEVELS)
+  image = _noise_image(24, 40, seed=6)
+  np.testing.assert_array_equal(codec.decompress(codec.compress(image, 1.0)), image)
+
+
 def test_integer_model_trains(integer_model):
   model = tiny.tiny_model(seed=2, config=tiny.TINY_INTEGER_CONFIG)
   model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))

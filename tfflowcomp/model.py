@@ -108,7 +108,8 @@ class FlowCompressionModel(tf.keras.Model):
     255 symbols per unit) would code nothing more; the value is capped at 255. With the cap,
     decoding symbol `s` gives the integer latent `v = round(255 s / p)` and re-encoding finds
     `v p / 255` within `p / 510 <= 1/2` of `s`, so plain rounding returns `s`: the decoded image
-    re-encodes to the same symbols, and channels at the cap are coded losslessly.
+    re-encodes to the same symbols, and channels at the cap are coded losslessly. Quality 1
+    puts every channel at the cap, whatever the learned gains: it is lossless by definition.
     """
     quality = tf.cast(quality, dtype)
     log_gain = ((1.0 - quality) * tf.cast(self.log_gain_low, dtype) +
@@ -117,7 +118,9 @@ class FlowCompressionModel(tf.keras.Model):
                                  dtype) / 255.0
     per_unit = tf.exp(log_gain) / step
     if self.config.integer_flow:
-      per_unit = tf.minimum(per_unit, tf.cast(integer.LEVELS, dtype))
+      levels = tf.cast(integer.LEVELS, dtype)
+      per_unit = tf.where(quality >= 1.0, tf.fill(tf.shape(per_unit), levels),
+                          tf.minimum(per_unit, levels))
     return per_unit
 
   # ---- Initialisation ---------------------------------------------------------------------
