@@ -59,6 +59,15 @@ def test_reencode_study_runs_and_stable_mode_is_byte_identical(folder, tmp_path)
   assert (out / "reencode.png").exists()
 
 
+def test_reencode_summary_of_lossless_generations_has_zero_drift():
+  run = dict(psnr=[float("inf")] * 3, identical=[False, True, True],
+             changed_symbols=[None, 0.0, 0.0], bytes=[100, 100, 100], first_encode_seconds=1.0)
+  summary = reencode.summarize("lossless", [run, run], pixels=64)
+  assert summary["drift_db"] == 0.0 and summary["gen1_psnr"] == float("inf")
+  lossy_later = dict(run, psnr=[float("inf"), 50.0, 50.0])
+  assert reencode.summarize("x", [lossy_later], pixels=64)["drift_db"] == float("-inf")
+
+
 def test_bd_rate_of_a_curve_against_itself_is_zero_and_halving_rate_is_minus_50():
   bpp = np.array([0.25, 0.5, 1.0, 2.0])
   psnr = np.array([28.0, 31.0, 34.5, 38.0])

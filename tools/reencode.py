@@ -72,13 +72,15 @@ def run_generations(original, encode, decode, generations, symbols_fn=None):
 
 def summarize(name, runs, pixels):
   psnr = np.mean([r["psnr"] for r in runs], axis=0)
+  # Lossless generations have infinite PSNR: equal values drift 0 (inf - inf would be NaN).
+  drift = 0.0 if psnr[-1] == psnr[0] else float(psnr[-1] - psnr[0])
   identical_from_2 = float(np.mean([r["identical"][1] for r in runs])) if len(
       runs[0]["identical"]) > 1 else None
   changed_1_2 = [r["changed_symbols"][1] for r in runs if len(r["changed_symbols"]) > 1 and
                  r["changed_symbols"][1] is not None]
   return dict(
       name=name, gen1_bpp=float(np.mean([8 * r["bytes"][0] / pixels for r in runs])),
-      gen1_psnr=float(psnr[0]), last_psnr=float(psnr[-1]), drift_db=float(psnr[-1] - psnr[0]),
+      gen1_psnr=float(psnr[0]), last_psnr=float(psnr[-1]), drift_db=drift,
       byte_identical_from_generation_2=identical_from_2,
       changed_symbols_gen1_to_2=float(np.mean(changed_1_2)) if changed_1_2 else None,
       mean_first_encode_seconds=float(np.mean([r["first_encode_seconds"] for r in runs])),
