@@ -52,8 +52,9 @@ def test_decompress_finds_the_model_from_the_fingerprint(png, tmp_path, capsys, 
 def test_existing_output_is_not_overwritten_without_force(png, tmp_path, capsys):
   out = tmp_path / "image.tfc"
   out.write_bytes(b"precious")
-  code, _, err = _run(["compress", png, out, "--model", MODEL], capsys)
+  code, stdout, err = _run(["compress", png, out, "--model", MODEL], capsys)
   assert code == 1 and "exists" in err and out.read_bytes() == b"precious"
+  assert "bpp" not in stdout  # Refused before any encoding work.
   assert _run(["compress", png, out, "--model", MODEL, "--force"], capsys)[0] == 0
   assert out.read_bytes() != b"precious"
 

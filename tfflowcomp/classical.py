@@ -33,7 +33,7 @@ class ClassicalCodec:
 def _pillow_encoder(fmt: str, **options):
   def encode(image: np.ndarray, setting: int) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(image, "RGB").save(buffer, format=fmt, quality=int(setting), **options)
+    Image.fromarray(image).save(buffer, format=fmt, quality=int(setting), **options)
     return buffer.getvalue()
   return encode
 

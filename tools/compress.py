@@ -45,10 +45,15 @@ class ToolError(Exception):
 # ---- Files ---------------------------------------------------------------------------------
 
 
-def write_atomically(path: str, data: bytes, force: bool) -> None:
-  """Writes `data` to `path` through a temporary file and a rename (no partial files)."""
+def refuse_existing(path: str, force: bool) -> None:
+  """Raises ToolError if `path` exists and `--force` was not given (checked before any work)."""
   if os.path.exists(path) and not force:
     raise ToolError(f"{path} exists (use --force to overwrite).")
+
+
+def write_atomically(path: str, data: bytes, force: bool) -> None:
+  """Writes `data` to `path` through a temporary file and a rename (no partial files)."""
+  refuse_existing(path, force)
   if os.path.isdir(path):
     raise ToolError(f"{path} is a directory.")
   folder = os.path.dirname(os.path.abspath(path))
@@ -71,7 +76,7 @@ def png_bytes(image) -> bytes:
   import io  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
   buffer = io.BytesIO()
-  Image.fromarray(image, "RGB").save(buffer, format="PNG")
+  Image.fromarray(image).save(buffer, format="PNG")
   return buffer.getvalue()
 
 
@@ -223,6 +228,9 @@ def cmd_compress(args, roundtrip=False):
     os.makedirs(args.output, exist_ok=True)
   codec = load_model(args.model or DEFAULT_MODEL)
   for index, path in enumerate(inputs):
+    out = None if roundtrip else output_path(path, args.output, many, EXTENSION)
+    if out:
+      refuse_existing(out, args.force)
     image = _load_input_image(path)
     start = time.perf_counter()
     data, quality, notes = encode_with_target(codec, image, args)
@@ -235,8 +243,7 @@ def cmd_compress(args, roundtrip=False):
     prefix = f"[{index + 1}/{len(inputs)}] " if many else ""
     print(prefix + _stats_line(path, image, data, decoded, seconds_encode, seconds_decode,
                                quality), flush=True)
-    if not roundtrip:
-      out = output_path(path, args.output, many, EXTENSION)
+    if out:
       write_atomically(out, data, args.force)
       print(f"  wrote {out}", flush=True)
 
@@ -249,14 +256,15 @@ def cmd_decompress(args):
   if many and args.output:
     os.makedirs(args.output, exist_ok=True)
   for index, path in enumerate(inputs):
+    out = output_path(path, args.output, many, ".png")
+    if os.path.abspath(out) == os.path.abspath(path):
+      raise ToolError(f"output {out} would replace the input.")
+    refuse_existing(out, args.force)
     data = read_bytes(path)
     codec = model_for_file(data, args.model)
     start = time.perf_counter()
     image = codec.decompress(data, max_pixels=args.max_pixels)
     seconds = time.perf_counter() - start
-    out = output_path(path, args.output, many, ".png")
-    if os.path.abspath(out) == os.path.abspath(path):
-      raise ToolError(f"output {out} would replace the input.")
     write_atomically(out, png_bytes(image), args.force)
     prefix = f"[{index + 1}/{len(inputs)}] " if many else ""
     print(f"{prefix}{path}: {image.shape[1]}x{image.shape[0]} decoded in {seconds:.2f}s, "
