@@ -79,7 +79,9 @@ def _check_config(work_dir: str, model_config: ModelConfig) -> None:
           f"{work_dir} holds a model with a different configuration:\n  saved: {saved}\n"
           f"  given: {model_config}\nUse another work_dir or the saved configuration.")
   else:
-    tmp = path + ".tmp"
+    # Workers of a multi-worker run share work_dir and may get here at the same moment: each
+    # writes its own temporary file and renames it (same content, the last rename wins).
+    tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
       f.write(model_config.to_json())
     os.replace(tmp, path)
