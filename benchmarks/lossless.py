@@ -1,6 +1,6 @@
-"""Lossless coding: an integer-flow model at quality 1 beside PNG, WebP and JPEG XL lossless.
+"""Lossless coding: a model at quality 1 beside PNG, WebP and JPEG XL lossless.
 
-  python benchmarks/lossless.py --model savedmodels/tfflowcomp_integer
+  python benchmarks/lossless.py [--model savedmodels/tfflowcomp_base]
                                 [--images ../shared/data/kodak] [--limit 0]
                                 [--output benchmarks/lossless.json]
 
@@ -61,7 +61,7 @@ def _codecs(model_path):
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--model", default=os.path.join(REPO_ROOT, "savedmodels",
-                                                      "tfflowcomp_integer"),
+                                                      "tfflowcomp_base"),
                       help="exported model ('' for the classical codecs only)")
   parser.add_argument("--images", default=os.path.normpath(
       os.path.join(REPO_ROOT, "..", "shared", "data", "kodak")))

@@ -122,18 +122,16 @@ def saved_model_config(path: str) -> ModelConfig:
 
 
 def read_saved_weights(model: FlowCompressionModel, path: str) -> None:
-  """Overwrites every variable of a built `model` with the exported model's (same config).
+  """Overwrites every variable of a built `model` with those of the export at `path`.
 
-  Goes through a fresh model, so that a compiled `model` (which also tracks its optimizer, whose
-  state an export does not hold) can be warm-started.
+  Goes through `restore_model` (which checks the export's fingerprint), so that a compiled
+  `model`, which also tracks optimizer state that an export does not hold, can be warm-started.
+  Raises ValueError if the export's `ModelConfig` differs from `model.config`.
   """
-  saved = FlowCompressionModel(model.config)
-  saved.ensure_built()
-  tf.train.Checkpoint(model=saved).read(_variables_prefix(path)).expect_partial() \
-      .assert_existing_objects_matched()
-  if len(saved.variables) != len(model.variables):
-    raise ValueError(f"{path} holds {len(saved.variables)} variables, the model "
-                     f"{len(model.variables)}.")
+  saved = restore_model(path)
+  if saved.config != model.config:
+    raise ValueError(f"{path} has a different model configuration:\n  saved: {saved.config}\n"
+                     f"  given: {model.config}")
   for target, value in zip(model.variables, saved.variables):
     target.assign(value)
 
@@ -146,10 +144,11 @@ def restore_model(path: str) -> FlowCompressionModel:
   """
   model = FlowCompressionModel(saved_model_config(path))
   model.ensure_built()
-  tf.train.Checkpoint(model=model).read(_variables_prefix(path)).expect_partial() \
+  variables = _variables_prefix(path)
+  tf.train.Checkpoint(model=model).read(variables).expect_partial() \
       .assert_existing_objects_matched()
-  reader = tf.train.load_checkpoint(_variables_prefix(path))
-  fingerprint = reader.get_tensor("fingerprint_var/.ATTRIBUTES/VARIABLE_VALUE")
+  fingerprint = tf.train.load_checkpoint(variables).get_tensor(
+      "fingerprint_var/.ATTRIBUTES/VARIABLE_VALUE")
   rebuilt = FlowCodec.from_model(model).fingerprint
   if rebuilt != fingerprint:
     raise ValueError(f"restored model {rebuilt.hex()} differs from {path} ({fingerprint.hex()}).")

@@ -87,13 +87,12 @@ def _check_config(work_dir: str, model_config: ModelConfig) -> None:
     os.replace(tmp, path)
 
 
-def _warm_start(model: FlowCompressionModel, model_config: ModelConfig, saved_model: str) -> None:
+def _warm_start(model: FlowCompressionModel, saved_model: str) -> None:
   """Copies an exported model's weights into a fresh run's `model` (see `TrainConfig.init_from`)."""
-  saved = export.saved_model_config(saved_model)
-  if saved != model_config:
-    raise ValueError(f"init_from {saved_model} has a different model configuration:\n"
-                     f"  saved: {saved}\n  given: {model_config}")
-  export.read_saved_weights(model, saved_model)
+  try:
+    export.read_saved_weights(model, saved_model)
+  except ValueError as error:
+    raise ValueError(f"init_from: {error}") from error
   print(f"Initialised from the exported model {saved_model}.", flush=True)
 
 
@@ -208,7 +207,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig) -> FlowCompressi
       checkpoint.restore(manager.latest_checkpoint)
       print(f"Resumed from {manager.latest_checkpoint}", flush=True)
     elif train_config.init_from:
-      _warm_start(model, model_config, train_config.init_from)
+      _warm_start(model, train_config.init_from)
     # A resumed run must not replay the data order and qualities of the first run.
     start_step = int(optimizer.iterations.numpy())
     tf.random.set_seed(train_config.seed + start_step)
