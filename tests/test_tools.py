@@ -195,4 +195,4 @@ def test_stable_mode_says_when_it_found_no_fixed_point(png, tmp_path, capsys, mo
   monkeypatch.setattr(compress, "STABLE_ITERATIONS", 1)
   code, _, err = _run(["roundtrip", png, "--model", MODEL, "--quality", "0.9", "--stable"],
                       capsys)
-  assert code == 0 and "no re-encoding fixed point within 1 iterations" in err
+  assert code == 0 and "no re-encoding fixed point or cycle within 1 iterations" in err

@@ -5,12 +5,12 @@
                            [--output_dir results/reencode]
 
 For tfflowcomp at each quality, in two modes: plain `compress`, and `compress(stable_iterations=
-16)` (the encoder transmits a re-encoding fixed point); and for JPEG 4:4:4, WebP and AVIF at
-fixed settings. Per generation it records PSNR against the original, whether the bitstream is
-byte-identical to the previous generation, and (tfflowcomp) the fraction of latent symbols that
-changed. Once a generation's bytes equal the previous one's, every later generation is identical
-(decoding and encoding are deterministic), so the loop stops computing and repeats the values.
-Writes reencode.json and reencode.png.
+64)` (the encoder transmits a re-encoding fixed point or cycle member); and for JPEG 4:4:4,
+WebP and AVIF at fixed settings. Per generation it records PSNR against the original, whether the
+bitstream is byte-identical to the previous generation, and (tfflowcomp) the fraction of latent
+symbols that changed. Once a generation's bytes equal the previous one's, every later generation
+is identical (decoding and encoding are deterministic), so the loop stops computing and repeats
+the values. Writes reencode.json and reencode.png.
 """
 
 import argparse
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
   parser.add_argument("--crop", type=int, default=256, help="center crop size (0 = full)")
   parser.add_argument("--generations", type=int, default=50)
   parser.add_argument("--qualities", default="0.3,0.5,0.7,0.9")
-  parser.add_argument("--stable_iterations", type=int, default=16)
+  parser.add_argument("--stable_iterations", type=int, default=64)  # = DEFAULT_ITERATIONS
   parser.add_argument("--codecs", default="JPEG,WebP,AVIF", help="classical codecs ('none')")
   parser.add_argument("--output_dir", default=os.path.join(REPO_ROOT, "results", "reencode"))
   args = parser.parse_args(argv)
