@@ -120,10 +120,9 @@ class CodecApi:
     """Re-encoding-proof compression: `(container bytes, converged)`.
 
     `converged` is True when every tile's encoder found a re-encoding fixed point or cycle
-    (`FlowCodec.compress_stable_graph`; measured need: 5-12 rounds up to quality ~0.8, ~45 near
-    0.9 for a Kodak image, usually more than 64 near 1.0), so that compressing the decoded image
-    with the same settings gives these bytes again; otherwise the tiles without one are plain
-    encodings.
+    (`FlowCodec.compress_stable_graph`; rounds needed: see `stable_search`), so that compressing
+    the decoded image with the same settings gives these bytes again; otherwise the tiles
+    without one are plain encodings.
     """
     if max_iterations < 1:
       raise ValueError("max_iterations must be >= 1.")

@@ -4,8 +4,8 @@
                            [--crop 256] [--generations 50] [--qualities 0.3,0.5,0.7,0.9]
                            [--output_dir results/reencode]
 
-For tfflowcomp at each quality, in two modes: plain `compress`, and `compress(stable_iterations=
-64)` (the encoder transmits a re-encoding fixed point or cycle member); and for JPEG 4:4:4,
+For tfflowcomp at each quality, in two modes: plain `compress`, and `compress_stable` (64 rounds
+by default; the encoder transmits a re-encoding fixed point or cycle member); and for JPEG 4:4:4,
 WebP and AVIF at fixed settings. Per generation it records PSNR against the original, whether the
 bitstream is byte-identical to the previous generation, and (tfflowcomp) the fraction of latent
 symbols that changed. Once a generation's bytes equal the previous one's, every later generation
@@ -28,6 +28,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from tfflowcomp import classical  # pylint: disable=g-import-not-at-top
 from tfflowcomp import data
 from tfflowcomp import metrics
+from tfflowcomp import stable_search
 
 CLASSICAL_SETTINGS = {"JPEG 4:4:4": (50, 75, 90, 95), "WebP": (50, 75, 90, 95),
                       "AVIF 4:4:4": (40, 60, 80, 90)}
@@ -96,7 +97,8 @@ def main(argv=None) -> int:
   parser.add_argument("--crop", type=int, default=256, help="center crop size (0 = full)")
   parser.add_argument("--generations", type=int, default=50)
   parser.add_argument("--qualities", default="0.3,0.5,0.7,0.9")
-  parser.add_argument("--stable_iterations", type=int, default=64)  # = DEFAULT_ITERATIONS
+  parser.add_argument("--stable_iterations", type=int,
+                      default=stable_search.DEFAULT_ITERATIONS)
   parser.add_argument("--codecs", default="JPEG,WebP,AVIF", help="classical codecs ('none')")
   parser.add_argument("--output_dir", default=os.path.join(REPO_ROOT, "results", "reencode"))
   args = parser.parse_args(argv)
