@@ -77,6 +77,23 @@ def test_bd_rate_of_a_curve_against_itself_is_zero_and_halving_rate_is_minus_50(
   assert rd.psnr_at_bpp(bpp, psnr, 8.0) is None
 
 
+def test_psnr_lead_finds_where_a_curve_is_behind():
+  bpp = np.array([0.1, 0.25, 0.5, 1.0, 2.0])
+  anchor = np.array([25.0, 28.0, 31.0, 34.5, 38.0])
+  # Behind by 0.4 dB at the lowest rate, level near 0.25 bpp, ahead above it.
+  test = anchor + np.array([-0.4, 0.0, 0.2, 0.4, 0.6])
+  lead = rd.psnr_lead(bpp, anchor, bpp, test)
+  assert lead["min_db"] == pytest.approx(-0.4) and lead["min_at_bpp"] == pytest.approx(0.1)
+  assert lead["max_db"] == pytest.approx(0.6) and lead["max_at_bpp"] == pytest.approx(2.0)
+  [(low, high)] = lead["behind_bpp"]
+  assert low == pytest.approx(0.1) and 0.2 < high <= 0.25
+  ahead = rd.psnr_lead(bpp, anchor, bpp, anchor + 0.1)
+  assert ahead["behind_bpp"] == [] and ahead["min_db"] == pytest.approx(0.1)
+  # Curves only compared where both have points.
+  assert rd.psnr_lead(bpp, anchor, bpp * 100, test) is None
+  assert rd.psnr_lead(bpp[:3], anchor[:3], bpp[1:], test[1:])["min_at_bpp"] == pytest.approx(0.25)
+
+
 def test_benchmarks_refuse_missing_and_empty_image_folders(tmp_path, capsys):
   from tfflowcomp import data  # pylint: disable=g-import-not-at-top
   sys.path.insert(0, os.path.join(tiny.TESTDATA, "..", "..", "benchmarks"))

@@ -5,6 +5,10 @@ JVET-style spreadsheets and the `bjontegaard` PyPI package's "pchip" mode): log1
 interpolated as a monotone piecewise-cubic (PCHIP) function of PSNR for each curve, both are
 integrated over the PSNR interval where the curves overlap, and the mean log-rate difference is
 turned into a percentage. Negative = the test codec needs fewer bits at equal PSNR.
+
+A BD-rate is an average; `psnr_lead` says where along the rate axis one curve is ahead of the
+other (both interpolated the same way as `psnr_at_bpp`), so "ahead at every rate" can be checked
+rather than read off a few sample rates.
 """
 
 import math
@@ -30,6 +34,44 @@ def psnr_at_bpp(bpps: Sequence[float], psnrs: Sequence[float], target: float) ->
   if len(log_rate) < 2 or not log_rate[0] <= x <= log_rate[-1]:
     return None
   return float(interpolate.PchipInterpolator(log_rate, psnr)(x))
+
+
+def psnr_lead(anchor_bpps, anchor_psnrs, test_bpps, test_psnrs, samples: int = 400):
+  """PSNR of test minus anchor (dB) over the bit-rates both curves cover; None if they don't.
+
+  Both curves are PCHIP-interpolated in log-rate (as `psnr_at_bpp`) at `samples` log-spaced
+  rates of the overlap.
+
+  Returns:
+    dict: `min_db` and `min_at_bpp` (where test is furthest behind, or least ahead),
+    `max_db` and `max_at_bpp`, and `behind_bpp` (list of `[low, high]` bpp intervals where
+    test < anchor; empty if test is ahead, or level, everywhere).
+  """
+  anchor_log_rate, anchor_psnr = _sorted_unique(np.log10(anchor_bpps), anchor_psnrs)
+  test_log_rate, test_psnr = _sorted_unique(np.log10(test_bpps), test_psnrs)
+  if len(anchor_log_rate) < 2 or len(test_log_rate) < 2:
+    return None
+  low = max(anchor_log_rate[0], test_log_rate[0])
+  high = min(anchor_log_rate[-1], test_log_rate[-1])
+  if high - low < 1e-9:
+    return None
+  log_rates = np.linspace(low, high, samples)
+  lead = (interpolate.PchipInterpolator(test_log_rate, test_psnr)(log_rates) -
+          interpolate.PchipInterpolator(anchor_log_rate, anchor_psnr)(log_rates))
+  rates = 10.0 ** log_rates
+  behind, start = [], None
+  for rate, value in zip(rates, lead):
+    if value < 0 and start is None:
+      start = rate
+    elif value >= 0 and start is not None:
+      behind.append([float(start), float(previous)])
+      start = None
+    previous = rate
+  if start is not None:
+    behind.append([float(start), float(rates[-1])])
+  worst, best = int(np.argmin(lead)), int(np.argmax(lead))
+  return dict(min_db=float(lead[worst]), min_at_bpp=float(rates[worst]),
+              max_db=float(lead[best]), max_at_bpp=float(rates[best]), behind_bpp=behind)
 
 
 def bd_rate(anchor_bpps, anchor_psnrs, test_bpps, test_psnrs) -> Optional[float]:

@@ -10,7 +10,9 @@ pixels; PSNR is RGB PSNR on 8-bit images; each curve point is the mean over imag
 Published curves come from ../shared/reference/kodak_published_rd.json (if present).
 
 Writes `rd.json`, `rd.png` (log-bpp vs PSNR) and prints a table: PSNR at 0.25/0.5/1/2/4 bpp, the
-highest PSNR, and BD-rate of tfflowcomp against each other curve.
+highest PSNR, BD-rate of tfflowcomp against each other curve, and where tfflowcomp is furthest
+behind it ("worst dB @bpp": the most negative PSNR difference, tfflowcomp minus that codec, over
+the rates both cover; `rd.psnr_lead`, also in the JSON with the bpp ranges where it is behind).
 """
 
 import argparse
@@ -99,7 +101,7 @@ def load_published(path):
 def summary_table(curves):
   ours = curves[OURS]
   header = (f"{'codec':34s}" + "".join(f"{f'@{b:g}bpp':>9s}" for b in TABLE_BPPS) +
-            f"{'max dB':>8s}{'BD-rate':>10s}")
+            f"{'max dB':>8s}{'BD-rate':>10s}{'worst dB @bpp':>16s}")
   lines = [header, "-" * len(header)]
   for name, curve in curves.items():
     cells = []
@@ -110,7 +112,13 @@ def summary_table(curves):
                                               ours["psnr"])
     curve["bd_rate_of_tfflowcomp_percent"] = bd
     bd_text = f"{bd:+9.1f}%" if bd is not None else f"{'-':>10s}"
-    lines.append(f"{name[:34]:34s}" + "".join(cells) + f"{max(curve['psnr']):8.2f}" + bd_text)
+    lead = None if name == OURS else rd.psnr_lead(curve["bpp"], curve["psnr"], ours["bpp"],
+                                                  ours["psnr"])
+    curve["psnr_lead_of_tfflowcomp_db"] = lead
+    lead_text = (f"{lead['min_db']:+9.2f} @{lead['min_at_bpp']:<5.3g}" if lead is not None else
+                 f"{'-':>16s}")
+    lines.append(f"{name[:34]:34s}" + "".join(cells) + f"{max(curve['psnr']):8.2f}" + bd_text +
+                 lead_text)
   return "\n".join(lines)
 
 
