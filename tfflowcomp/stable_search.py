@@ -16,12 +16,13 @@ ends at `c` again.
 
 import tensorflow as tf
 
-# Longest cycle looked for; longer ones count as "not settled". Measured on 512x512 Kodak crops:
-# lengths 1-2 at quality 0.9, 6 at quality 1.0 (kodim05, after 54 rounds).
+# Longest cycle looked for; longer ones count as "not settled". Measured on Kodak crops: lengths
+# 1-2 at quality 0.9; 2-6 at quality 1.0 (256x256 crops of kodim01-06: 2, 2, 2, 2, 4, 6).
 MAX_CYCLE = 8
-# Rounds the encoders try by default. Measured need on Kodak images: 5-12 up to quality ~0.8, ~45
-# near 0.9 (a 2-cycle), usually more than 64 near 1.0 (then the input is coded plainly).
-DEFAULT_ITERATIONS = 64
+# Rounds the encoders try by default. Measured need (version 11): 5-12 up to quality ~0.8, ~35-45
+# near 0.9 (a 2-cycle); at 1.0, 45-64 on 256x256 crops of kodim01-06, 60 on a 512x512 kodim05
+# crop, more than 80 on the full kodim01 (then the input is coded plainly, with a message).
+DEFAULT_ITERATIONS = 96
 
 
 def lexicographically_less(a, b):

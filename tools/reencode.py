@@ -1,10 +1,10 @@
 """Re-encoding (generation loss) study: decode, save as 8-bit, re-encode with the same settings.
 
   python tools/reencode.py [--model savedmodels/tfflowcomp_base] [--images DIR] [--limit 6]
-                           [--crop 256] [--generations 50] [--qualities 0.3,0.5,0.7,0.9]
+                           [--crop 256] [--generations 50] [--qualities 0.3,0.5,0.7,0.9,1]
                            [--output_dir results/reencode]
 
-For tfflowcomp at each quality, in two modes: plain `compress`, and `compress_stable` (64 rounds
+For tfflowcomp at each quality, in two modes: plain `compress`, and `compress_stable` (96 rounds
 by default; the encoder transmits a re-encoding fixed point or cycle member); and for JPEG 4:4:4,
 WebP and AVIF at fixed settings. Per generation it records PSNR against the original, whether the
 bitstream is byte-identical to the previous generation, and (tfflowcomp) the fraction of latent
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
   parser.add_argument("--limit", type=int, default=6)
   parser.add_argument("--crop", type=int, default=256, help="center crop size (0 = full)")
   parser.add_argument("--generations", type=int, default=50)
-  parser.add_argument("--qualities", default="0.3,0.5,0.7,0.9")
+  parser.add_argument("--qualities", default="0.3,0.5,0.7,0.9,1")
   parser.add_argument("--stable_iterations", type=int,
                       default=stable_search.DEFAULT_ITERATIONS)
   parser.add_argument("--codecs", default="JPEG,WebP,AVIF", help="classical codecs ('none')")
