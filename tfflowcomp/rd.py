@@ -27,6 +27,24 @@ def _sorted_unique(x, y):
   return x[keep], y[keep]
 
 
+def _interpolated_overlap(anchor_x, anchor_y, test_x, test_y):
+  """PCHIP interpolants y(x) of two curves and the x interval both cover.
+
+  Returns:
+    `(anchor_fn, test_fn, low, high)`, or None if a curve has fewer than two distinct x or the
+    curves do not overlap.
+  """
+  anchor_x, anchor_y = _sorted_unique(anchor_x, anchor_y)
+  test_x, test_y = _sorted_unique(test_x, test_y)
+  if len(anchor_x) < 2 or len(test_x) < 2:
+    return None
+  low, high = max(anchor_x[0], test_x[0]), min(anchor_x[-1], test_x[-1])
+  if high - low < 1e-6:
+    return None
+  return (interpolate.PchipInterpolator(anchor_x, anchor_y),
+          interpolate.PchipInterpolator(test_x, test_y), low, high)
+
+
 def psnr_at_bpp(bpps: Sequence[float], psnrs: Sequence[float], target: float) -> Optional[float]:
   """PSNR at `target` bpp by PCHIP interpolation in log-rate; None outside the curve."""
   log_rate, psnr = _sorted_unique(np.log10(bpps), psnrs)
@@ -47,17 +65,13 @@ def psnr_lead(anchor_bpps, anchor_psnrs, test_bpps, test_psnrs, samples: int = 4
     `max_db` and `max_at_bpp`, and `behind_bpp` (list of `[low, high]` bpp intervals where
     test < anchor; empty if test is ahead, or level, everywhere).
   """
-  anchor_log_rate, anchor_psnr = _sorted_unique(np.log10(anchor_bpps), anchor_psnrs)
-  test_log_rate, test_psnr = _sorted_unique(np.log10(test_bpps), test_psnrs)
-  if len(anchor_log_rate) < 2 or len(test_log_rate) < 2:
+  overlap = _interpolated_overlap(np.log10(anchor_bpps), anchor_psnrs, np.log10(test_bpps),
+                                  test_psnrs)
+  if overlap is None:
     return None
-  low = max(anchor_log_rate[0], test_log_rate[0])
-  high = min(anchor_log_rate[-1], test_log_rate[-1])
-  if high - low < 1e-9:
-    return None
+  anchor_fn, test_fn, low, high = overlap
   log_rates = np.linspace(low, high, samples)
-  lead = (interpolate.PchipInterpolator(test_log_rate, test_psnr)(log_rates) -
-          interpolate.PchipInterpolator(anchor_log_rate, anchor_psnr)(log_rates))
+  lead = test_fn(log_rates) - anchor_fn(log_rates)
   rates = 10.0 ** log_rates
   behind, start = [], None
   for rate, value in zip(rates, lead):
@@ -76,16 +90,11 @@ def psnr_lead(anchor_bpps, anchor_psnrs, test_bpps, test_psnrs, samples: int = 4
 
 def bd_rate(anchor_bpps, anchor_psnrs, test_bpps, test_psnrs) -> Optional[float]:
   """Average bit-rate difference (%) of test vs anchor at equal PSNR; None if no overlap."""
-  anchor_psnr, anchor_log_rate = _sorted_unique(anchor_psnrs, np.log10(anchor_bpps))
-  test_psnr, test_log_rate = _sorted_unique(test_psnrs, np.log10(test_bpps))
-  if len(anchor_psnr) < 2 or len(test_psnr) < 2:
+  overlap = _interpolated_overlap(anchor_psnrs, np.log10(anchor_bpps), test_psnrs,
+                                  np.log10(test_bpps))
+  if overlap is None:
     return None
-  low = max(anchor_psnr[0], test_psnr[0])
-  high = min(anchor_psnr[-1], test_psnr[-1])
-  if high - low < 1e-6:
-    return None
-  anchor_fn = interpolate.PchipInterpolator(anchor_psnr, anchor_log_rate)
-  test_fn = interpolate.PchipInterpolator(test_psnr, test_log_rate)
+  anchor_fn, test_fn, low, high = overlap
   anchor_area = integrate.quad(anchor_fn, low, high, limit=200)[0]
   test_area = integrate.quad(test_fn, low, high, limit=200)[0]
   return float((10.0 ** ((test_area - anchor_area) / (high - low)) - 1.0) * 100.0)
