@@ -8,7 +8,9 @@ For tfflowcomp at each quality, in two modes: plain `compress`, and `compress_st
 by default; the encoder transmits a re-encoding fixed point or cycle member); and for JPEG 4:4:4,
 WebP and AVIF at fixed settings. Per generation it records PSNR against the original, whether the
 bitstream is byte-identical to the previous generation, and (tfflowcomp) the fraction of latent
-symbols that changed. Once a generation's bytes equal the previous one's, every later generation
+symbols that changed (symbols of the encoder's one-pass analysis of each generation's input: for
+the stable mode that is how far the settled image is from the original, not a change of the coded
+symbols). Once a generation's bytes equal the previous one's, every later generation
 is identical (decoding and encoding are deterministic), so the loop stops computing and repeats
 the values. Writes reencode.json and reencode.png.
 """
