@@ -34,6 +34,9 @@ def test_evaluate_writes_json_plot_and_table(folder, tmp_path, capsys):
   result = json.loads((out / "rd.json").read_text())
   ours = result["curves"]["tfflowcomp"]
   assert len(ours["bpp"]) == 3 and ours["bpp"] == sorted(ours["bpp"])
+  for quality, side_bpp in zip(ours["qualities"], ours["side_information_bpp"]):
+    file_bpp = np.mean([bpp for bpp, _ in ours["per_image"][str(quality)]])
+    assert 0 < side_bpp < file_bpp
   assert "JPEG 4:2:0" in result["curves"]
   assert (out / "rd.png").stat().st_size > 1000
   assert "BD-rate" in capsys.readouterr().out

@@ -13,6 +13,7 @@ Writes `rd.json`, `rd.png` (log-bpp vs PSNR) and prints a table: PSNR at 0.25/0.
 highest PSNR, BD-rate of tfflowcomp against each other curve, and where tfflowcomp is furthest
 behind it ("worst dB @bpp": the most negative PSNR difference, tfflowcomp minus that codec, over
 the rates both cover; `rd.psnr_lead`, also in the JSON with the bpp ranges where it is behind).
+The JSON also has tfflowcomp's mean side-information bpp per quality (`side_information_bpp`).
 """
 
 import argparse
@@ -47,26 +48,37 @@ def mean_curve(points):
   return dict(bpp=[r[0] for r in rows], psnr=[r[1] for r in rows])
 
 
+def side_information_bytes(data_bytes) -> int:
+  """Bytes of a tfflowcomp file's side-information streams (one per tile)."""
+  from tfflowcomp import bitstream  # pylint: disable=g-import-not-at-top
+  return sum(len(stream) for stream in bitstream.unpack(data_bytes).streams[0::2])
+
+
 def evaluate_model(model_path, images, qualities, log):
   from tfflowcomp import export  # pylint: disable=g-import-not-at-top
   codec = export.load(model_path)
   codec.decompress(codec.compress(images[0][:16, :16], 0.5))  # Trace once, outside timings.
-  points, encode_s, decode_s = {}, [], []
+  points, encode_s, decode_s, side_bpp = {}, [], [], []
   for quality in qualities:
-    points[quality] = []
+    points[quality], side_bits = [], []
     for image in images:
       start = time.perf_counter()
       data_bytes = codec.compress(image, quality)
       encode_s.append(time.perf_counter() - start)
+      side_bits.append(metrics.bits_per_pixel(side_information_bytes(data_bytes),
+                                              *image.shape[:2]))
       start = time.perf_counter()
       decoded = codec.decompress(data_bytes)
       decode_s.append(time.perf_counter() - start)
       points[quality].append((metrics.bits_per_pixel(len(data_bytes), *image.shape[:2]),
                               metrics.psnr(image, decoded)))
     bpp, psnr = np.mean(points[quality], axis=0)
-    log(f"  {OURS} quality {quality:.2f}: {bpp:.4f} bpp {psnr:.2f} dB")
+    side_bpp.append(float(np.mean(side_bits)))
+    log(f"  {OURS} quality {quality:.2f}: {bpp:.4f} bpp (side information {side_bpp[-1]:.4f})"
+        f" {psnr:.2f} dB")
   curve = mean_curve(points)
   curve.update(fingerprint=codec.fingerprint.hex(), qualities=list(qualities),
+               side_information_bpp=side_bpp,
                median_encode_s=float(np.median(encode_s)),
                median_decode_s=float(np.median(decode_s)),
                per_image={str(q): v for q, v in points.items()})
