@@ -129,6 +129,8 @@ def test_tiled_containers_round_trip_and_are_validated():
   container = _container(height=600, width=300, streams=streams, tile_side=256)
   data = bitstream.pack(container)
   assert bitstream.unpack(data) == container
+  assert container.side_information_bytes == 0 + 2 + 4 + 6 + 8 + 10  # every tile's stream 0
+  assert _container(streams=(b"ab", b"cdef")).side_information_bytes == 2
   assert bitstream.tile_grid(600, 300, 256)[-1] == (512, 256, 88, 44)
   with pytest.raises(BitstreamError, match="tile side"):
     bitstream.pack(_container(height=600, width=300, streams=streams, tile_side=300))

@@ -179,6 +179,12 @@ def test_tiled_compress_inspect_and_decompress(tmp_path, capsys):
   assert "multiple of 64" in capsys.readouterr().err
 
 
+def test_stable_budget_matches_the_library_default():
+  # compress.py keeps its own copy to start without TensorFlow; the two must not drift apart.
+  from tfflowcomp import stable_search  # pylint: disable=g-import-not-at-top
+  assert compress.STABLE_ITERATIONS == stable_search.DEFAULT_ITERATIONS
+
+
 def test_stable_files_re_encode_to_the_same_bytes(png, tmp_path, capsys):
   first, decoded, second = tmp_path / "1.tfc", tmp_path / "1.png", tmp_path / "2.tfc"
   code, _, err = _run(["compress", png, first, "--model", MODEL, "--quality", "0.5", "--stable"],

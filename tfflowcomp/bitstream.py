@@ -75,6 +75,11 @@ class Container:
   def quality(self) -> float:
     return self.quality_code / 65535.0
 
+  @property
+  def side_information_bytes(self) -> int:
+    """Bytes of the side-information streams (stream 0 of the image, or of every tile)."""
+    return sum(len(stream) for stream in self.streams[0::2])
+
 
 def check_image_shape(height: int, width: int) -> None:
   """Raises BitstreamError unless the image size can be stored in a container."""

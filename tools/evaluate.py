@@ -48,14 +48,8 @@ def mean_curve(points):
   return dict(bpp=[r[0] for r in rows], psnr=[r[1] for r in rows])
 
 
-def side_information_bytes(data_bytes) -> int:
-  """Bytes of a tfflowcomp file's side-information streams (one per tile)."""
-  from tfflowcomp import bitstream  # pylint: disable=g-import-not-at-top
-  return sum(len(stream) for stream in bitstream.unpack(data_bytes).streams[0::2])
-
-
 def evaluate_model(model_path, images, qualities, log):
-  from tfflowcomp import export  # pylint: disable=g-import-not-at-top
+  from tfflowcomp import bitstream, export  # pylint: disable=g-import-not-at-top
   codec = export.load(model_path)
   codec.decompress(codec.compress(images[0][:16, :16], 0.5))  # Trace once, outside timings.
   points, encode_s, decode_s, side_bpp = {}, [], [], []
@@ -65,8 +59,8 @@ def evaluate_model(model_path, images, qualities, log):
       start = time.perf_counter()
       data_bytes = codec.compress(image, quality)
       encode_s.append(time.perf_counter() - start)
-      side_bits.append(metrics.bits_per_pixel(side_information_bytes(data_bytes),
-                                              *image.shape[:2]))
+      side_bits.append(metrics.bits_per_pixel(
+          bitstream.unpack(data_bytes).side_information_bytes, *image.shape[:2]))
       start = time.perf_counter()
       decoded = codec.decompress(data_bytes)
       decode_s.append(time.perf_counter() - start)
