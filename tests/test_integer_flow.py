@@ -79,7 +79,7 @@ def test_decoded_latents_are_given_back_their_symbols_even_by_a_greedy_rdoq(inte
   # decoded image must still get exactly the symbols it was decoded from.
   greedy = FlowCodec.from_model(integer_model, distortion_weight=0.05)
   per_unit = greedy._per_unit(tf.constant(round(quality * 65535)))
-  per_unit_f32 = tf.cast(per_unit, tf.float32)
+  per_unit_f32 = tf.cast(per_unit.latent, tf.float32)
   symbols = np.random.default_rng(7).integers(-12, 13, [1, 6, 8, 48]).astype(np.float32)
   decoded_latent = tf.round(integer.LEVELS * symbols / per_unit_f32) / integer.LEVELS
   chosen = greedy._choose_symbols(decoded_latent, per_unit)[4]
@@ -111,7 +111,7 @@ def test_stable_files_are_byte_identical_from_the_first_generation(integer_codec
 
 def test_finest_quality_is_lossless_even_for_noise(integer_codec):
   image = _noise_image(24, 40, seed=5)
-  per_unit = integer_codec._per_unit(tf.constant(65535)).numpy()
+  per_unit = integer_codec._per_unit(tf.constant(65535)).latent.numpy()
   np.testing.assert_array_equal(per_unit, integer.LEVELS)  # Every channel at the cap.
   np.testing.assert_array_equal(integer_codec.decompress(integer_codec.compress(image, 1.0)),
                                 image)
@@ -123,8 +123,8 @@ def test_finest_quality_is_lossless_whatever_the_learned_gains():
   model = tiny.tiny_model(seed=1, perturb=0.05, config=tiny.TINY_INTEGER_CONFIG)
   model.log_gain_high.assign(model.log_gain_high - 8.0)
   codec = FlowCodec.from_model(model)
-  np.testing.assert_array_equal(codec._per_unit(tf.constant(65535)).numpy(), integer.LEVELS)
-  assert np.all(codec._per_unit(tf.constant(65534)).numpy() < integer.LEVELS)
+  np.testing.assert_array_equal(codec._per_unit(tf.constant(65535)).latent.numpy(), integer.LEVELS)
+  assert np.all(codec._per_unit(tf.constant(65534)).latent.numpy() < integer.LEVELS)
   image = _noise_image(24, 40, seed=6)
   np.testing.assert_array_equal(codec.decompress(codec.compress(image, 1.0)), image)
 

@@ -15,7 +15,7 @@ def perturbed():
   codec = FlowCodec.from_model(tiny.tiny_model(perturb=0.05), side_iterations=0)
   image = tf.constant(tiny.smooth_image(64, 48, seed=5))
   latent = codec._latent(image)  # pylint: disable=protected-access
-  per_unit = tf.cast(codec._per_unit(tf.constant(20000)), tf.float32)  # pylint: disable=protected-access
+  per_unit = tf.cast(codec._per_unit(tf.constant(20000)).latent, tf.float32)  # pylint: disable=protected-access
   return codec, image, latent, per_unit
 
 

@@ -18,7 +18,7 @@ They are deterministic: no noise and no data-dependent initialisation is involve
 """
 
 import hashlib
-from typing import Dict, Tuple
+from typing import Dict, NamedTuple, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -85,6 +85,17 @@ _INTEGER_REACH_MARGIN = 1e-4
 def _distance_to_rounding_boundary(values):
   """|values - (k + 0.5)| for the nearest k: float64, same shape."""
   return tf.abs(values - tf.floor(values) - 0.5)
+
+
+class PerUnit(NamedTuple):
+  """Symbols per unit at one quality, float64 (they enter the table indexes).
+
+  latent: `[C]`, latent symbols per latent unit (`model.symbols_per_latent_unit`).
+  side: `[Cz]`, side symbols per unit of the hyper analysis's output
+    (`model.side_symbols_per_unit`; all ones for models without `ModelConfig.side_gains`).
+  """
+  latent: tf.Tensor
+  side: tf.Tensor
 
 
 def _side_shape(latent_hw):
@@ -272,13 +283,14 @@ class FlowCodec(tf.Module, CodecApi):
 
   # ---- Shared pieces of both directions -----------------------------------------------------
 
-  def _per_unit(self, quality_code):
-    """Symbols per latent unit for a quality code: float64 `[C]` (cast to float32 for the flow).
+  def _per_unit(self, quality_code) -> PerUnit:
+    """Symbols per unit of the latent and of the side information for a quality code.
 
-    Computed in float64 because it enters the table indexes (see `_latent_distribution`).
+    Computed in float64 because they enter the table indexes (see `_latent_distribution`).
     """
     quality = tf.cast(quality_code, tf.float64) / quality_lib.QUALITY_CODE_MAX
-    return self.model.symbols_per_latent_unit(quality, tf.float64)
+    return PerUnit(self.model.symbols_per_latent_unit(quality, tf.float64),
+                   self.model.side_symbols_per_unit(quality, tf.float64))
 
   def _latent_distribution(self, z_hat, latent_hw, per_unit):
     """Table indexes and integer locations of the latent symbols, from `z_hat`.
@@ -290,9 +302,9 @@ class FlowCodec(tf.Module, CodecApi):
     cannot change a rounding.
 
     Args:
-      z_hat: float32 `[1, hz, wz, Cz]`, integer-valued side information.
+      z_hat: float32 `[1, hz, wz, Cz]`, integer-valued side information (side symbols).
       latent_hw: int32 `[2]`.
-      per_unit: float64 `[C]` from `_per_unit`.
+      per_unit: `PerUnit` from `_per_unit`.
 
     Returns:
       `(indexes, loc, boundary_distance)`: int32 and integer-valued float32 `[1, h, w, C]` (loc
@@ -300,9 +312,10 @@ class FlowCodec(tf.Module, CodecApi):
       location's unrounded value to a rounding boundary (k + 0.5).
     """
     with tf.device("/cpu:0"):
-      loc, log_scale = self.model.hyper_synthesis.call_float64(z_hat, latent_hw)
-      index = entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config)
-      location = loc * per_unit
+      loc, log_scale = self.model.hyper_synthesis.call_float64(
+          tf.cast(z_hat, tf.float64) / per_unit.side, latent_hw)
+      index = entropy.scale_indexes(log_scale + tf.math.log(per_unit.latent), self.config)
+      location = loc * per_unit.latent
       distance = tf.minimum(_distance_to_rounding_boundary(index),
                             _distance_to_rounding_boundary(location))
       return (tf.cast(tf.round(index), tf.int32), tf.cast(tf.round(location), tf.float32),
@@ -318,9 +331,9 @@ class FlowCodec(tf.Module, CodecApi):
     value falls that close with probability ~4e-9 per value, so this almost never runs.
 
     Args:
-      z: float32 `[1, hz, wz, Cz]`, unrounded side information.
+      z: float32 `[1, hz, wz, Cz]`, unrounded side information in side symbols.
       latent_hw: int32 `[2]`.
-      per_unit: float64 `[C]` from `_per_unit`.
+      per_unit: `PerUnit` from `_per_unit`.
 
     Returns:
       `(z_hat, indexes, loc, rounds, safe)`: rounds is int32 [], safe a bool [] (False only if
@@ -397,12 +410,12 @@ class FlowCodec(tf.Module, CodecApi):
 
     Returns:
       `(z, z_hat, indexes, loc, symbols)`: float32 `[1, hz, wz, Cz]` unrounded side
-      information and `z_hat` its guarded rounding; int32 table indexes, float32 integer-valued
+      information (in side symbols) and `z_hat` its guarded rounding; int32 table indexes, float32 integer-valued
       locations and float32 integer-valued symbols, each `[1, h, w, C]`.
     """
-    z = self.model.hyper_analysis(latent)
+    z = self.model.hyper_analysis(latent) * tf.cast(per_unit.side, tf.float32)
     z_hat, indexes, loc, _, _ = self._guarded_side_information(z, tf.shape(latent)[1:3], per_unit)
-    residual = latent * tf.cast(per_unit, tf.float32) - loc
+    residual = latent * tf.cast(per_unit.latent, tf.float32) - loc
     offsets = quantization.quantize_residual(
         residual, entropy.table_scale(indexes, self.config), self.distortion_weight)
     if self.config.integer_flow:
@@ -410,7 +423,7 @@ class FlowCodec(tf.Module, CodecApi):
       # within per_unit / 510 of its symbol. Residuals that close to an integer are rounded,
       # never traded by RDOQ, so decoded images re-encode to their symbols (and channels at the
       # cap, per_unit = 255, are lossless).
-      reach = tf.cast(per_unit, tf.float32) / (2.0 * integer.LEVELS) + _INTEGER_REACH_MARGIN
+      reach = tf.cast(per_unit.latent, tf.float32) / (2.0 * integer.LEVELS) + _INTEGER_REACH_MARGIN
       offsets = tf.where(tf.abs(residual - tf.round(residual)) <= reach, tf.round(residual),
                          offsets)
     return z, z_hat, indexes, loc, loc + offsets
@@ -436,17 +449,17 @@ class FlowCodec(tf.Module, CodecApi):
     z, z_hat, indexes, loc, chosen = self._choose_symbols(latent, per_unit)
     symbols = chosen if symbols is None else symbols
     if self.side_iterations:
-      per_unit_f32 = tf.cast(per_unit, tf.float32)
       z = side_refinement.refine_side_information(
-          z, symbols, per_unit_f32, self.model.hyper_synthesis, self.model.side_prior,
-          self.config.scale_min, self.side_iterations)
+          z, symbols, tf.cast(per_unit.latent, tf.float32), self.model.hyper_synthesis,
+          self.model.side_prior, self.config.scale_min, self.side_iterations,
+          side_per_unit=tf.cast(per_unit.side, tf.float32))
       z_hat, indexes, loc, _, _ = self._guarded_side_information(
           z, tf.shape(latent)[1:3], per_unit)
     return z_hat, indexes, symbols - loc, symbols
 
   def _pixels(self, symbols, per_unit, height, width):
     """Symbols `[1, h, w, C]` -> decoded uint8 image `[height, width, 3]` (synthesis)."""
-    x_hat = self.model.flow.synthesis(symbols / tf.cast(per_unit, tf.float32))[0]
+    x_hat = self.model.flow.synthesis(symbols / tf.cast(per_unit.latent, tf.float32))[0]
     pixels = tf.clip_by_value(tf.round(to_pixels(x_hat)), 0.0, 255.0)
     return tf.cast(pixels[:height, :width], tf.uint8)
 

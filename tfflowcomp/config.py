@@ -44,6 +44,11 @@ class ModelConfig:
       images then re-encode to the same symbols, and quantization steps of at most one 8-bit
       level are lossless. Omitted from `to_json` when False, so existing models keep their
       fingerprints.
+    side_gains: quantize the side information `z` on a quality-dependent grid: learned
+      per-channel log-gains at quality 0 and 1, interpolated like the latent's, scale `z` before
+      rounding (and back before the hyper synthesis), so low qualities can spend fewer bits on
+      side information (`model.FlowCompressionModel.side_symbols_per_unit`). Without them `z`
+      is rounded on the same grid at every quality. Omitted from `to_json` when False.
   """
   num_levels: int = 4
   glow_steps_per_level: int = 1
@@ -56,6 +61,7 @@ class ModelConfig:
   scale_min: float = 0.11
   scale_max: float = 1024.0
   integer_flow: bool = False
+  side_gains: bool = False
 
   def __post_init__(self):
     if not 1 <= self.num_levels <= 5:
@@ -84,8 +90,11 @@ class ModelConfig:
 
   def to_json(self) -> str:
     values = dataclasses.asdict(self)
-    if not self.integer_flow:
-      del values["integer_flow"]  # Keeps the JSON, hence fingerprints, of float-flow models.
+    # Flags added after models shipped are left out while False, so the JSON (hence the
+    # fingerprint) of every earlier model stays the same.
+    for name in ("integer_flow", "side_gains"):
+      if not values[name]:
+        del values[name]
     return json.dumps(values, sort_keys=True)
 
   @classmethod
@@ -134,7 +143,8 @@ class TrainConfig:
     init_from: optional exported SavedModel (or serving-layout folder) whose weights start a new
       run instead of a random initialisation (fine-tuning, or continuing a shipped model when its
       checkpoints are gone: Adam's moments start from zero). Its `ModelConfig` must equal the
-      run's. Ignored once `work_dir` holds a checkpoint.
+      run's, except that a run with `side_gains` may start from an export without them (the
+      gains then start at 1, so the run begins with the export's exact rate). Ignored once `work_dir` holds a checkpoint.
   """
   train_dir: str
   work_dir: str

@@ -22,6 +22,7 @@ Serving layout: `savedmodels/<name>/<version>/` is a SavedModel, `savedmodels/<n
 records the fingerprint and config so tools can find a model by the fingerprint in a file.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -122,17 +123,28 @@ def saved_model_config(path: str) -> ModelConfig:
 
 
 def read_saved_weights(model: FlowCompressionModel, path: str) -> None:
-  """Overwrites every variable of a built `model` with those of the export at `path`.
+  """Overwrites the variables of a built `model` with those of the export at `path`.
 
   Goes through `restore_model` (which checks the export's fingerprint), so that a compiled
   `model`, which also tracks optimizer state that an export does not hold, can be warm-started.
-  Raises ValueError if the export's `ModelConfig` differs from `model.config`.
+  A `model` with `ModelConfig.side_gains` may read an export without them: its side gains keep
+  their initial value (zero log-gain, so the warm-started model codes exactly like the export).
+  Raises ValueError if the export's `ModelConfig` differs from `model.config` otherwise.
   """
   saved = restore_model(path)
-  if saved.config != model.config:
+  adds_side_gains = model.config.side_gains and not saved.config.side_gains
+  comparable = dataclasses.replace(model.config, side_gains=False) if adds_side_gains \
+      else model.config
+  if saved.config != comparable:
     raise ValueError(f"{path} has a different model configuration:\n  saved: {saved.config}\n"
                      f"  given: {model.config}")
-  for target, value in zip(model.variables, saved.variables):
+  new_variables = {id(model.side_log_gain_low), id(model.side_log_gain_high)} \
+      if adds_side_gains else set()
+  targets = [v for v in model.variables if id(v) not in new_variables]
+  for target, value in zip(targets, saved.variables, strict=True):
+    if target.shape != value.shape:
+      raise ValueError(f"{path}: variable {value.name} {value.shape} does not fit "
+                       f"{target.name} {target.shape}.")
     target.assign(value)
 
 

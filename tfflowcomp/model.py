@@ -10,7 +10,8 @@ Data flow of one example (analysis = image -> latent):
 
     x uint8 [H, W, 3] -> x / 255 - 0.5 -> flow.analysis -> y [H/2^L, W/2^L, 3*4^L]
     symbols = y * gain(q) / step(q)   (rounded for coding, noisy for the rate in training)
-    z = hyper_analysis(y) -> round -> hyper_synthesis -> (loc, log_scale) of y
+    z = hyper_analysis(y) * side_gain(q) -> round -> / side_gain(q) -> hyper_synthesis
+      -> (loc, log_scale) of y          (side_gain = 1 unless `ModelConfig.side_gains`)
     reconstruction = flow.synthesis(round(symbols) * step(q) / gain(q))
 """
 
@@ -48,6 +49,12 @@ def to_pixels(x):
 # steps of gradient sizes).
 LOG_LOSS_GRADIENT_SCALE = 6.0
 
+# The side gains' variables hold log-gains divided by this, so Adam, whose steps are about the
+# learning rate whatever the gradient's size, moves the log-gains this many times faster than
+# the other weights: they start at 0 in a warm start and must travel ~1 nat in a few thousand
+# fine-tuning steps at a learning rate of ~5e-5 (the latent's gains had a whole training run).
+SIDE_LOG_GAIN_SPEEDUP = 20.0
+
 
 def training_objective(loss, loss_scale: str):
   """What the optimizer minimises for a batch's `loss = bpp + lambda * MSE` (float32 scalar).
@@ -79,6 +86,11 @@ class FlowCompressionModel(tf.keras.Model):
                                         initializer="zeros")
     self.log_gain_high = self.add_weight(name="log_gain_high", shape=[channels],
                                          initializer="zeros")
+    if config.side_gains:  # Created only then: models without them keep their variables.
+      self.side_log_gain_low = self.add_weight(
+          name="side_log_gain_low", shape=[config.hyper_channels], initializer="zeros")
+      self.side_log_gain_high = self.add_weight(
+          name="side_log_gain_high", shape=[config.hyper_channels], initializer="zeros")
     self.hyper_analysis = hyperprior.HyperAnalysis(config.hyper_width, config.hyper_channels)
     self.hyper_synthesis = hyperprior.HyperSynthesis(config.hyper_width, channels)
     self.side_prior = entropy.side_prior(config)
@@ -122,6 +134,21 @@ class FlowCompressionModel(tf.keras.Model):
       per_unit = tf.where(quality >= 1.0, tf.fill(tf.shape(per_unit), levels),
                           tf.minimum(per_unit, levels))
     return per_unit
+
+  def side_symbols_per_unit(self, quality, dtype=tf.float32):
+    """Side symbols per unit of the hyper analysis's output: `[Cz]` of `dtype`, scalar quality.
+
+    The coded side information is `round(hyper_analysis(latent) * side_symbols_per_unit)`, and
+    the hyper synthesis gets it divided back. All ones unless `ModelConfig.side_gains`; then
+    `exp(SIDE_LOG_GAIN_SPEEDUP * ((1 - q) * low + q * high))` per channel.
+    """
+    channels = self.config.hyper_channels
+    if not self.config.side_gains:
+      return tf.ones([channels], dtype)
+    quality = tf.cast(quality, dtype)
+    log_gain = ((1.0 - quality) * tf.cast(self.side_log_gain_low, dtype) +
+                quality * tf.cast(self.side_log_gain_high, dtype))
+    return tf.exp(SIDE_LOG_GAIN_SPEEDUP * log_gain)
 
   # ---- Initialisation ---------------------------------------------------------------------
 
@@ -169,11 +196,12 @@ class FlowCompressionModel(tf.keras.Model):
     x = to_model_units(images)
     latent = self.flow.analysis(x)
     per_unit = self.symbols_per_latent_unit(quality)
+    side_per_unit = self.side_symbols_per_unit(quality)
     side_model = entropy.side_training_model(self.side_prior)
-    z = self.hyper_analysis(latent)
+    z = self.hyper_analysis(latent) * side_per_unit
     _, side_bits = side_model(z, training=training)
     z_hat = side_model.quantize(z)
-    loc, log_scale = self.hyper_synthesis(z_hat, tf.shape(latent)[1:3])
+    loc, log_scale = self.hyper_synthesis(z_hat / side_per_unit, tf.shape(latent)[1:3])
     symbols = latent * per_unit
     indexes = entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config)
     _, latent_bits = self.latent_model(symbols, indexes, loc=loc * per_unit, training=training)

@@ -33,22 +33,26 @@ LEARNING_RATE = 0.2
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
 
 
-def estimated_bits(z, symbols, per_unit, hyper_synthesis, side_prior, scale_min: float):
+def estimated_bits(z, symbols, per_unit, hyper_synthesis, side_prior, scale_min: float,
+                   side_per_unit=1.0):
   """Estimated size in bits of side information `z` plus the latent symbols it predicts.
 
   Args:
-    z: float32 `[1, hz, wz, Cz]`, continuous side information (rounded straight-through).
+    z: float32 `[1, hz, wz, Cz]`, continuous side information in side symbols (rounded
+      straight-through).
     symbols: float32 `[1, h, w, C]`, integer-valued latent symbols.
     per_unit: float32 `[C]`, symbols per latent unit (`model.symbols_per_latent_unit`).
     hyper_synthesis: `hyperprior.HyperSynthesis` (z -> loc, log_scale in latent units).
     side_prior: the trained prior of `z` (a TFC noisy distribution, batch shape `[Cz]`).
     scale_min: smallest table scale in bins (`ModelConfig.scale_min`).
+    side_per_unit: float32 `[Cz]` (or 1), side symbols per unit of the hyper synthesis's input
+      (`model.side_symbols_per_unit`).
   Returns:
     float32 scalar.
   """
   z_hat = _straight_through_round(z)
   side_bits = -tf.reduce_sum(side_prior.log_prob(z)) / math.log(2.0)
-  loc, log_scale = hyper_synthesis(z_hat, tf.shape(symbols)[1:3])
+  loc, log_scale = hyper_synthesis(z_hat / side_per_unit, tf.shape(symbols)[1:3])
   scale = tf.maximum(tf.exp(log_scale) * per_unit, scale_min)
   # The coder codes `symbols - round(loc)`; with the unrounded location the estimate was up to
   # 4 % optimistic after refinement (it learned fractional locations the coder cannot use).
@@ -64,7 +68,7 @@ def _straight_through_round(x):
 
 def refine_side_information(z, symbols, per_unit, hyper_synthesis, side_prior,
                             scale_min: float, iterations: int = DEFAULT_ITERATIONS,
-                            learning_rate: float = LEARNING_RATE):
+                            learning_rate: float = LEARNING_RATE, side_per_unit=1.0):
   """Adam on `estimated_bits`; returns the best iterate (float32, shape of `z`, not rounded).
 
   Args: as `estimated_bits`, plus `iterations` (python int or int32 scalar tensor; 0 returns `z`)
@@ -73,7 +77,8 @@ def refine_side_information(z, symbols, per_unit, hyper_synthesis, side_prior,
   def cost_and_gradient(z):
     with tf.GradientTape() as tape:
       tape.watch(z)
-      cost = estimated_bits(z, symbols, per_unit, hyper_synthesis, side_prior, scale_min)
+      cost = estimated_bits(z, symbols, per_unit, hyper_synthesis, side_prior, scale_min,
+                            side_per_unit)
     return cost, tape.gradient(cost, z)
 
   def keep_going(i, *unused):
