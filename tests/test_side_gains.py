@@ -95,3 +95,9 @@ def test_training_moves_the_side_gains(side_gain_model):
                                    side_gain_model.side_log_gain_high])
   assert float(tf.reduce_sum(tf.abs(gradients[0]))) > 0
   assert float(tf.reduce_sum(tf.abs(gradients[1]))) > 0
+
+
+def test_the_fingerprint_covers_the_side_gain_parametrisation(side_gain_model, monkeypatch):
+  fingerprint = FlowCodec.from_model(side_gain_model).fingerprint
+  monkeypatch.setattr(model_lib, "SIDE_LOG_GAIN_SPEEDUP", model_lib.SIDE_LOG_GAIN_SPEEDUP / 2)
+  assert FlowCodec.from_model(side_gain_model).fingerprint != fingerprint

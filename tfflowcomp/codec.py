@@ -26,6 +26,7 @@ import tensorflow as tf
 from tfflowcomp import bitstream
 from tfflowcomp import entropy
 from tfflowcomp import graph_bitstream
+from tfflowcomp import model as model_lib
 from tfflowcomp import quality as quality_lib
 from tfflowcomp import quantization
 from tfflowcomp import range_coding
@@ -268,6 +269,8 @@ class FlowCodec(tf.Module, CodecApi):
     (running means) are left out too.
     """
     digest = hashlib.sha256(self.config.to_json().encode())
+    if self.config.side_gains:  # The variables mean nothing without it.
+      digest.update(f"side_log_gain_speedup={model_lib.SIDE_LOG_GAIN_SPEEDUP!r}".encode())
     metric_variables = {id(v) for metric in self.model.metrics for v in metric.variables}
     variables = [v for v in self.model.variables if id(v) not in metric_variables]
     for variable in variables + list(self.side_model.variables):
