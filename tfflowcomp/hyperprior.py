@@ -10,7 +10,11 @@ import tensorflow as tf
 
 
 class HyperAnalysis(tf.keras.layers.Layer):
-  """float32 `[B, h, w, C]` latent -> `[B, ceil(h/4), ceil(w/4), hyper_channels]`."""
+  """float32 `[B, h, w, C]` latent -> `[B, ceil(h/4), ceil(w/4), hyper_channels]`.
+
+  The output is in hyper-analysis units; the coded side symbols are it times
+  `model.FlowCompressionModel.side_symbols_per_unit(quality)`, rounded.
+  """
 
   def __init__(self, width: int, channels: int, name: str = "hyper_analysis"):
     super().__init__(name=name)
@@ -30,7 +34,8 @@ class HyperAnalysis(tf.keras.layers.Layer):
 class HyperSynthesis(tf.keras.layers.Layer):
   """Side information `[B, hz, wz, Cz]` -> (loc, log_scale), each `[B, h, w, C]` float32.
 
-  `loc` and `log_scale` are in latent units; `h, w` is the latent's spatial shape (the output of
+  The input is in hyper-analysis units (rounded side symbols divided by
+  `side_symbols_per_unit`). `loc` and `log_scale` are in latent units; `h, w` is the latent's spatial shape (the output of
   the transposed convolutions is cropped to it).
   """
 
