@@ -413,8 +413,8 @@ class FlowCodec(tf.Module, CodecApi):
 
     Returns:
       `(z, z_hat, indexes, loc, symbols)`: float32 `[1, hz, wz, Cz]` unrounded side
-      information (in side symbols) and `z_hat` its guarded rounding; int32 table indexes, float32 integer-valued
-      locations and float32 integer-valued symbols, each `[1, h, w, C]`.
+      information (in side symbols) and `z_hat` its guarded rounding; int32 table indexes,
+      float32 integer-valued locations and float32 integer-valued symbols, each `[1, h, w, C]`.
     """
     z = self.model.hyper_analysis(latent) * tf.cast(per_unit.side, tf.float32)
     z_hat, indexes, loc, _, _ = self._guarded_side_information(z, tf.shape(latent)[1:3], per_unit)

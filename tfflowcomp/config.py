@@ -144,7 +144,8 @@ class TrainConfig:
       run instead of a random initialisation (fine-tuning, or continuing a shipped model when its
       checkpoints are gone: Adam's moments start from zero). Its `ModelConfig` must equal the
       run's, except that a run with `side_gains` may start from an export without them (the
-      gains then start at 1, so the run begins with the export's exact rate). Ignored once `work_dir` holds a checkpoint.
+      gains then start at 1, so the run begins with the export's exact rate). Ignored once
+      `work_dir` holds a checkpoint.
   """
   train_dir: str
   work_dir: str

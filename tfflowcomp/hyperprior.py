@@ -35,8 +35,8 @@ class HyperSynthesis(tf.keras.layers.Layer):
   """Side information `[B, hz, wz, Cz]` -> (loc, log_scale), each `[B, h, w, C]` float32.
 
   The input is in hyper-analysis units (rounded side symbols divided by
-  `side_symbols_per_unit`). `loc` and `log_scale` are in latent units; `h, w` is the latent's spatial shape (the output of
-  the transposed convolutions is cropped to it).
+  `side_symbols_per_unit`). `loc` and `log_scale` are in latent units; `h, w` is the latent's
+  spatial shape (the output of the transposed convolutions is cropped to it).
   """
 
   def __init__(self, width: int, latent_channels: int, name: str = "hyper_synthesis"):

@@ -72,6 +72,13 @@ def training_objective(loss, loss_scale: str):
   return loss
 
 
+def _interpolate(at_quality_0, at_quality_1, quality):
+  """Per-channel values at `quality` (a scalar of the result's dtype), linear between the two."""
+  at_quality_0 = tf.cast(at_quality_0, quality.dtype)
+  at_quality_1 = tf.cast(at_quality_1, quality.dtype)
+  return (1.0 - quality) * at_quality_0 + quality * at_quality_1
+
+
 class FlowCompressionModel(tf.keras.Model):
   """Trainable flow codec. Call `initialize(batch)` once before training from scratch."""
 
@@ -127,8 +134,7 @@ class FlowCompressionModel(tf.keras.Model):
     puts every channel at the cap, whatever the learned gains: it is lossless by definition.
     """
     quality = tf.cast(quality, dtype)
-    log_gain = ((1.0 - quality) * tf.cast(self.log_gain_low, dtype) +
-                quality * tf.cast(self.log_gain_high, dtype))
+    log_gain = _interpolate(self.log_gain_low, self.log_gain_high, quality)
     step = quality_lib.step_size(quality, self.config.max_step, self.config.min_step,
                                  dtype) / 255.0
     per_unit = tf.exp(log_gain) / step
@@ -148,9 +154,8 @@ class FlowCompressionModel(tf.keras.Model):
     channels = self.config.hyper_channels
     if not self.config.side_gains:
       return tf.ones([channels], dtype)
-    quality = tf.cast(quality, dtype)
-    log_gain = ((1.0 - quality) * tf.cast(self.side_log_gain_low, dtype) +
-                quality * tf.cast(self.side_log_gain_high, dtype))
+    log_gain = _interpolate(self.side_log_gain_low, self.side_log_gain_high,
+                            tf.cast(quality, dtype))
     return tf.exp(SIDE_LOG_GAIN_SPEEDUP * log_gain)
 
   # ---- Initialisation ---------------------------------------------------------------------
