@@ -24,7 +24,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfflowcomp import bitstream
-from tfflowcomp import context
 from tfflowcomp import entropy
 from tfflowcomp import graph_bitstream
 from tfflowcomp import model as model_lib
@@ -238,9 +237,6 @@ class FlowCodec(tf.Module, CodecApi):
     self.fingerprint = b""
     self.fingerprint_var = tf.Variable(b"", trainable=False, name="fingerprint")
     self.config_json = tf.Variable(model.config.to_json(), trainable=False, name="config_json")
-    # Channel boundaries of the slices coded one after the other (one slice without context).
-    self._slice_bounds = (context.slice_bounds(model.config.num_levels)
-                          if model.config.channel_context else [0, model.config.latent_channels])
 
   # ---- The freeze step --------------------------------------------------------------------
 
@@ -275,8 +271,6 @@ class FlowCodec(tf.Module, CodecApi):
     digest = hashlib.sha256(self.config.to_json().encode())
     if self.config.side_gains:  # The variables mean nothing without it.
       digest.update(f"side_log_gain_speedup={model_lib.SIDE_LOG_GAIN_SPEEDUP!r}".encode())
-    if self.config.channel_context:  # The width is in the shapes; the speedup is not.
-      digest.update(f"context_speedup={context.CONTEXT_SPEEDUP!r}".encode())
     metric_variables = {id(v) for metric in self.model.metrics for v in metric.variables}
     variables = [v for v in self.model.variables if id(v) not in metric_variables]
     for variable in variables + list(self.side_model.variables):
@@ -301,83 +295,36 @@ class FlowCodec(tf.Module, CodecApi):
     return PerUnit(self.model.symbols_per_latent_unit(quality, tf.float64),
                    self.model.side_symbols_per_unit(quality, tf.float64))
 
-  def _hyper_tables(self, z_hat, latent_hw, per_unit):
-    """The hyperprior's location and log-scale of the latent in bins: float64 `[1, h, w, C]`.
+  def _latent_distribution(self, z_hat, latent_hw, per_unit):
+    """Table indexes and integer locations of the latent symbols, from `z_hat`.
 
     These decide the probability tables, so sender and receiver must compute them identically.
     They run on the CPU (never on a GPU, where TF32 or other kernels could differ) in float64,
-    and the encoder keeps every rounded value far from its rounding boundary
-    (`_guarded_side_information`), so ~1e-15 relative differences between platforms cannot
-    change a rounding.
+    and `boundary_distance` lets the encoder keep every rounded value far from its rounding
+    boundary (`_guarded_side_information`), so ~1e-15 relative differences between platforms
+    cannot change a rounding.
 
     Args:
       z_hat: float32 `[1, hz, wz, Cz]`, integer-valued side information (side symbols).
       latent_hw: int32 `[2]`.
       per_unit: `PerUnit` from `_per_unit`.
+
+    Returns:
+      `(indexes, loc, boundary_distance)`: int32 and integer-valued float32 `[1, h, w, C]` (loc
+      in symbols), and float64 `[1, h, w, C]`: the smaller distance of the index's and the
+      location's unrounded value to a rounding boundary (k + 0.5).
     """
     with tf.device("/cpu:0"):
       loc, log_scale = self.model.hyper_synthesis.call_float64(
           tf.cast(z_hat, tf.float64) / per_unit.side, latent_hw)
-      return loc * per_unit.latent, log_scale + tf.math.log(per_unit.latent)
-
-  def _slice_tables(self, k, hyper_tables, symbols_before, per_unit):
-    """Float64 (loc, log-scale) in bins of slice `k`, each `[1, h, w, Ck]`.
-
-    Slice 0 (and, without channel context, the whole latent as one slice) takes the
-    hyperprior's tables; slice `k > 0` adds the context's corrections computed from
-    `symbols_before`, float32 integer-valued `[1, h, w, bounds[k]]`: the symbols of slices
-    `< k`. Encoder and decoder both compute every slice's tables here.
-    """
-    start, end = self._slice_bounds[k], self._slice_bounds[k + 1]
-    loc_bins, log_scale_bins = (t[..., start:end] for t in hyper_tables)
-    if k == 0:
-      return loc_bins, log_scale_bins
-    with tf.device("/cpu:0"):
-      decoded = tf.cast(symbols_before, tf.float64) / per_unit.latent[:start]
-      return self.model.channel_context.slice_tables(k, decoded, loc_bins, log_scale_bins,
-                                                     tf.float64)
-
-  def _rounded_tables(self, loc_bins, log_scale_bins):
-    """(indexes, loc, boundary_distance) from float64 tables in bins.
-
-    Returns:
-      int32 table indexes and integer-valued float32 locations (in symbols), and float64: the
-      smaller distance of the index's and the location's unrounded value to a rounding boundary
-      (k + 0.5); each shaped like the inputs.
-    """
-    with tf.device("/cpu:0"):
-      index = entropy.scale_indexes(log_scale_bins, self.config)
+      index = entropy.scale_indexes(log_scale + tf.math.log(per_unit.latent), self.config)
+      location = loc * per_unit.latent
       distance = tf.minimum(_distance_to_rounding_boundary(index),
-                            _distance_to_rounding_boundary(loc_bins))
-      return (tf.cast(tf.round(index), tf.int32), tf.cast(tf.round(loc_bins), tf.float32),
+                            _distance_to_rounding_boundary(location))
+      return (tf.cast(tf.round(index), tf.int32), tf.cast(tf.round(location), tf.float32),
               distance)
 
-  def _latent_distribution(self, z_hat, latent_hw, per_unit, symbols=None):
-    """Table indexes and integer locations of the latent symbols, from `z_hat`.
-
-    With channel context the tables of each slice also depend on the symbols of the slices
-    before it, so the (known) `symbols` are needed; the decoder computes the same tables slice
-    by slice (`decompress_graph`).
-
-    Args:
-      z_hat: float32 `[1, hz, wz, Cz]`, integer-valued side information (side symbols).
-      latent_hw: int32 `[2]`.
-      per_unit: `PerUnit` from `_per_unit`.
-      symbols: float32 `[1, h, w, C]` integer-valued latent symbols (channel context only).
-
-    Returns:
-      `(indexes, loc, boundary_distance)`: int32 and integer-valued float32 `[1, h, w, C]` (loc
-      in symbols), and float64 `[1, h, w, C]` (see `_rounded_tables`).
-    """
-    hyper_tables = self._hyper_tables(z_hat, latent_hw, per_unit)
-    if not self.config.channel_context:
-      return self._rounded_tables(*hyper_tables)
-    tables = [self._slice_tables(k, hyper_tables, symbols[..., :self._slice_bounds[k]], per_unit)
-              for k in range(len(self._slice_bounds) - 1)]
-    return self._rounded_tables(tf.concat([t[0] for t in tables], -1),
-                                tf.concat([t[1] for t in tables], -1))
-
-  def _guarded_side_information(self, z, latent_hw, per_unit, symbols=None):
+  def _guarded_side_information(self, z, latent_hw, per_unit):
     """Encoder: `z_hat` and the latent's tables, with no table choice near a rounding boundary.
 
     If some index or location lies within `BOUNDARY_MARGIN` of a rounding boundary, a decoder on
@@ -390,14 +337,13 @@ class FlowCodec(tf.Module, CodecApi):
       z: float32 `[1, hz, wz, Cz]`, unrounded side information in side symbols.
       latent_hw: int32 `[2]`.
       per_unit: `PerUnit` from `_per_unit`.
-      symbols: the latent symbols, with channel context (see `_latent_distribution`).
 
     Returns:
       `(z_hat, indexes, loc, rounds, safe)`: rounds is int32 [], safe a bool [] (False only if
       the guard gave up; the file is then still valid where it was made).
     """
     z_hat = tf.round(z)
-    indexes, loc, distance = self._latent_distribution(z_hat, latent_hw, per_unit, symbols)
+    indexes, loc, distance = self._latent_distribution(z_hat, latent_hw, per_unit)
     channels = self.config.hyper_channels
 
     def unsafe(distance):
@@ -410,7 +356,7 @@ class FlowCodec(tf.Module, CodecApi):
       first = tf.cast(tf.where(distance < BOUNDARY_MARGIN)[0], tf.int32)  # [b, y, x, c]
       position = tf.stack([0, first[1] // 4, first[2] // 4, rounds % channels])
       z_hat = tf.tensor_scatter_nd_add(z_hat, position[None], [1.0])
-      return (rounds + 1, z_hat) + self._latent_distribution(z_hat, latent_hw, per_unit, symbols)
+      return (rounds + 1, z_hat) + self._latent_distribution(z_hat, latent_hw, per_unit)
 
     rounds, z_hat, indexes, loc, distance = tf.while_loop(
         keep_going, nudge, (tf.constant(0), z_hat, indexes, loc, distance))
@@ -471,32 +417,8 @@ class FlowCodec(tf.Module, CodecApi):
       float32 integer-valued locations and float32 integer-valued symbols, each `[1, h, w, C]`.
     """
     z = self.model.hyper_analysis(latent) * tf.cast(per_unit.side, tf.float32)
-    latent_hw = tf.shape(latent)[1:3]
-    if not self.config.channel_context:
-      z_hat, indexes, loc, _, _ = self._guarded_side_information(z, latent_hw, per_unit)
-      return z, z_hat, indexes, loc, loc + self._offsets(latent, loc, indexes, per_unit.latent)
-    # Slice by slice: the tables of each depend on the symbols chosen before it. The guard then
-    # runs for the chosen symbols (if it moves z_hat, the symbols stay and only their offsets
-    # and tables change, as after side refinement).
-    hyper_tables = self._hyper_tables(tf.round(z), latent_hw, per_unit)
-    symbols = latent[..., :0]
-    for k in range(len(self._slice_bounds) - 1):
-      start, end = self._slice_bounds[k], self._slice_bounds[k + 1]
-      indexes, loc, _ = self._rounded_tables(
-          *self._slice_tables(k, hyper_tables, symbols, per_unit))
-      offsets = self._offsets(latent[..., start:end], loc, indexes, per_unit.latent[start:end])
-      symbols = tf.concat([symbols, loc + offsets], -1)
-    z_hat, indexes, loc, _, _ = self._guarded_side_information(z, latent_hw, per_unit, symbols)
-    return z, z_hat, indexes, loc, symbols
-
-  def _offsets(self, latent, loc, indexes, per_unit):
-    """Coded offsets `symbols - loc` (float32, integer-valued) of latent channels.
-
-    Args:
-      latent: float32 `[1, h, w, c]`; loc, indexes: their tables (integer-valued float32 and
-        int32, same shape); per_unit: float64 `[c]`, their symbols per latent unit.
-    """
-    residual = latent * tf.cast(per_unit, tf.float32) - loc
+    z_hat, indexes, loc, _, _ = self._guarded_side_information(z, tf.shape(latent)[1:3], per_unit)
+    residual = latent * tf.cast(per_unit.latent, tf.float32) - loc
     offsets = quantization.quantize_residual(
         residual, entropy.table_scale(indexes, self.config), self.distortion_weight)
     if self.config.integer_flow:
@@ -504,10 +426,10 @@ class FlowCodec(tf.Module, CodecApi):
       # within per_unit / 510 of its symbol. Residuals that close to an integer are rounded,
       # never traded by RDOQ, so decoded images re-encode to their symbols (and channels at the
       # cap, per_unit = 255, are lossless).
-      reach = tf.cast(per_unit, tf.float32) / (2.0 * integer.LEVELS) + _INTEGER_REACH_MARGIN
+      reach = tf.cast(per_unit.latent, tf.float32) / (2.0 * integer.LEVELS) + _INTEGER_REACH_MARGIN
       offsets = tf.where(tf.abs(residual - tf.round(residual)) <= reach, tf.round(residual),
                          offsets)
-    return offsets
+    return z, z_hat, indexes, loc, loc + offsets
 
   def _symbols(self, image, per_unit):
     """The latent symbols a validated image is coded with: float32 `[1, h, w, C]`."""
@@ -530,18 +452,12 @@ class FlowCodec(tf.Module, CodecApi):
     z, z_hat, indexes, loc, chosen = self._choose_symbols(latent, per_unit)
     symbols = chosen if symbols is None else symbols
     if self.side_iterations:
-      per_unit_latent = tf.cast(per_unit.latent, tf.float32)
-      context_tables = None
-      if self.config.channel_context:
-        decoded = symbols / per_unit_latent
-        context_tables = lambda loc, log_scale: self.model.channel_context(decoded, loc,
-                                                                           log_scale)
       z = side_refinement.refine_side_information(
-          z, symbols, per_unit_latent, self.model.hyper_synthesis, self.model.side_prior,
-          self.config.scale_min, self.side_iterations,
-          side_per_unit=tf.cast(per_unit.side, tf.float32), context=context_tables)
+          z, symbols, tf.cast(per_unit.latent, tf.float32), self.model.hyper_synthesis,
+          self.model.side_prior, self.config.scale_min, self.side_iterations,
+          side_per_unit=tf.cast(per_unit.side, tf.float32))
       z_hat, indexes, loc, _, _ = self._guarded_side_information(
-          z, tf.shape(latent)[1:3], per_unit, symbols)
+          z, tf.shape(latent)[1:3], per_unit)
     return z_hat, indexes, symbols - loc, symbols
 
   def _pixels(self, symbols, per_unit, height, width):
@@ -560,10 +476,7 @@ class FlowCodec(tf.Module, CodecApi):
     shape = tf.shape(image, out_type=tf.int64)
     side_string = self.side_coder.encode(tf.cast(z_hat, tf.int32),
                                          self._side_indexes(tf.shape(z_hat)[1:3]))
-    offsets = tf.cast(offsets, tf.int32)
-    latent_string = self.latent_coder.encode_parts([
-        (offsets[..., start:end], indexes[..., start:end])
-        for start, end in zip(self._slice_bounds[:-1], self._slice_bounds[1:])])
+    latent_string = self.latent_coder.encode(tf.cast(offsets, tf.int32), indexes)
     return graph_bitstream.pack(self.fingerprint_var, shape[0], shape[1], quality_code,
                                 [side_string, latent_string])
 
@@ -628,19 +541,13 @@ class FlowCodec(tf.Module, CodecApi):
     per_unit = self._per_unit(quality_code)
     side_symbols, side_ok = self.side_coder.decode(
         streams[_SIDE], self._side_indexes(_side_shape(latent_hw)))
-    hyper_tables = self._hyper_tables(tf.cast(side_symbols, tf.float32), latent_hw, per_unit)
-    handle = self.latent_coder.start_decoding(streams[_LATENT])
-    symbols = tf.zeros(tf.concat([[1], latent_hw, [0]], 0))
-    for k in range(len(self._slice_bounds) - 1):  # Slice by slice (one without context).
-      indexes, loc, _ = self._rounded_tables(
-          *self._slice_tables(k, hyper_tables, symbols, per_unit))
-      handle, values = self.latent_coder.decode_part(handle, indexes)
-      symbols = tf.concat([symbols, tf.cast(values, tf.float32) + loc], -1)
-    latent_ok = self.latent_coder.finish_decoding(handle)
+    indexes, loc, _ = self._latent_distribution(tf.cast(side_symbols, tf.float32), latent_hw,
+                                                per_unit)
+    values, latent_ok = self.latent_coder.decode(streams[_LATENT], indexes)
     with tf.control_dependencies([tf.debugging.Assert(
         tf.logical_and(side_ok, latent_ok),
         ["Sanity check failed: the streams do not decode consistently"])]):
-      symbols = tf.identity(symbols)
+      symbols = tf.cast(values, tf.float32) + loc
     return {"image": self._pixels(symbols, per_unit, height, width)}
 
   @tf.function(input_signature=[

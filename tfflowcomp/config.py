@@ -49,9 +49,6 @@ class ModelConfig:
       rounding (and back before the hyper synthesis), so low qualities can spend fewer bits on
       side information (`model.FlowCompressionModel.side_symbols_per_unit`). Without them `z`
       is rounded on the same grid at every quality. Omitted from `to_json` when False.
-    channel_context: code the latent slice by slice, coarsest scale first, each slice's tables
-      corrected by a small net that sees the decoded coarser slices (`context.py`). Omitted
-      from `to_json` when False.
   """
   num_levels: int = 4
   glow_steps_per_level: int = 1
@@ -65,7 +62,6 @@ class ModelConfig:
   scale_max: float = 1024.0
   integer_flow: bool = False
   side_gains: bool = False
-  channel_context: bool = False
 
   def __post_init__(self):
     if not 1 <= self.num_levels <= 5:
@@ -75,8 +71,6 @@ class ModelConfig:
     if self.integer_flow and self.glow_steps_per_level:
       raise ValueError("integer_flow needs glow_steps_per_level=0: Glow steps scale their "
                        "inputs, which no bijection of the integers can do.")
-    if self.channel_context and self.num_levels < 2:
-      raise ValueError("channel_context needs num_levels >= 2 (one level is one slice).")
     for name in ("coupling_width", "hyper_width", "hyper_channels", "num_scales"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
@@ -98,7 +92,7 @@ class ModelConfig:
     values = dataclasses.asdict(self)
     # Flags added after models shipped are left out while False, so the JSON (hence the
     # fingerprint) of every earlier model stays the same.
-    for name in ("integer_flow", "side_gains", "channel_context"):
+    for name in ("integer_flow", "side_gains"):
       if not values[name]:
         del values[name]
     return json.dumps(values, sort_keys=True)

@@ -127,32 +127,25 @@ def read_saved_weights(model: FlowCompressionModel, path: str) -> None:
 
   Goes through `restore_model` (which checks the export's fingerprint), so that a compiled
   `model`, which also tracks optimizer state that an export does not hold, can be warm-started.
-  A `model` may add features the export lacks (`ADDABLE_FEATURES`: side gains, channel
-  context): their variables keep their initial values, with which the warm-started model codes
-  exactly like the export (zero log-gains; context nets whose last layer is zero).
+  A `model` with `ModelConfig.side_gains` may read an export without them: its side gains keep
+  their initial value (zero log-gain, so the warm-started model codes exactly like the export).
   Raises ValueError if the export's `ModelConfig` differs from `model.config` otherwise.
   """
   saved = restore_model(path)
-  added = [name for name in ADDABLE_FEATURES
-           if getattr(model.config, name) and not getattr(saved.config, name)]
-  comparable = dataclasses.replace(model.config, **{name: False for name in added})
+  adds_side_gains = model.config.side_gains and not saved.config.side_gains
+  comparable = dataclasses.replace(model.config, side_gains=False) if adds_side_gains \
+      else model.config
   if saved.config != comparable:
     raise ValueError(f"{path} has a different model configuration:\n  saved: {saved.config}\n"
                      f"  given: {model.config}")
-  new_variables = {id(v) for name in added for v in ADDABLE_FEATURES[name](model)}
+  new_variables = {id(model.side_log_gain_low), id(model.side_log_gain_high)} \
+      if adds_side_gains else set()
   targets = [v for v in model.variables if id(v) not in new_variables]
   for target, value in zip(targets, saved.variables, strict=True):
     if target.shape != value.shape:
       raise ValueError(f"{path}: variable {value.name} {value.shape} does not fit "
                        f"{target.name} {target.shape}.")
     target.assign(value)
-
-
-# Features a fine-tuning run may add to an exported model -> the variables they create.
-ADDABLE_FEATURES = {
-    "side_gains": lambda model: [model.side_log_gain_low, model.side_log_gain_high],
-    "channel_context": lambda model: model.channel_context.variables,
-}
 
 
 def restore_model(path: str) -> FlowCompressionModel:

@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_compression as tfc
 
-from tfflowcomp import context
 from tfflowcomp import entropy
 from tfflowcomp import hyperprior
 from tfflowcomp import quality as quality_lib
@@ -102,8 +101,6 @@ class FlowCompressionModel(tf.keras.Model):
           name="side_log_gain_low", shape=[config.hyper_channels], initializer="zeros")
       self.side_log_gain_high = self.add_weight(
           name="side_log_gain_high", shape=[config.hyper_channels], initializer="zeros")
-    if config.channel_context:  # Created only then: models without it keep their variables.
-      self.channel_context = context.ChannelContext(config)
     self.hyper_analysis = hyperprior.HyperAnalysis(config.hyper_width, config.hyper_channels)
     self.hyper_synthesis = hyperprior.HyperSynthesis(config.hyper_width, channels)
     self.side_prior = entropy.side_prior(config)
@@ -214,13 +211,9 @@ class FlowCompressionModel(tf.keras.Model):
     z_hat = side_model.quantize(z)
     loc, log_scale = self.hyper_synthesis(z_hat / side_per_unit, tf.shape(latent)[1:3])
     symbols = latent * per_unit
+    indexes = entropy.scale_indexes(log_scale + tf.math.log(per_unit), self.config)
+    _, latent_bits = self.latent_model(symbols, indexes, loc=loc * per_unit, training=training)
     symbols_hat = tfc.round_st(symbols)
-    loc_bins, log_scale_bins = loc * per_unit, log_scale + tf.math.log(per_unit)
-    if self.config.channel_context:  # Sees the decoded (rounded) symbols, as the decoder does.
-      loc_bins, log_scale_bins = self.channel_context(symbols_hat / per_unit, loc_bins,
-                                                      log_scale_bins)
-    indexes = entropy.scale_indexes(log_scale_bins, self.config)
-    _, latent_bits = self.latent_model(symbols, indexes, loc=loc_bins, training=training)
     x_hat = self.flow.synthesis(symbols_hat / per_unit)
 
     shape = tf.shape(x)

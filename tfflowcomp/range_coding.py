@@ -16,8 +16,7 @@ header. The cost is that of TFC's scheme: the escape symbol plus `2 n + 2` bits,
 values outside a table's range.
 
 Stream layout (one range-coded string): `values` in the given order, then for each escape in
-that order `(n, sign)`, then all escapes' magnitude bits, most significant first. A stream of
-several parts (`encode_parts`, for the channel context) has one such layout per part, in order.
+that order `(n, sign)`, then all escapes' magnitude bits, most significant first.
 """
 
 import numpy as np
@@ -100,28 +99,6 @@ class BoundedRangeCoder(tf.Module):
     Returns:
       string `[]`, the coded stream.
     """
-    return self.encode_parts([(values, indexes)])
-
-  def encode_parts(self, parts):
-    """Range-codes several parts into one stream, each laid out as `encode` lays out one.
-
-    A decoder reads them in order (`start_decoding`, `decode_part`, `finish_decoding`) and may
-    compute each part's tables from the parts before it (channel context). One part gives
-    exactly the stream of `encode`.
-
-    Args:
-      parts: list of `(values, indexes)` pairs as in `encode`.
-
-    Returns:
-      string `[]`, the coded stream.
-    """
-    handle = gen_ops.create_range_encoder([1], self._lookup())
-    for values, indexes in parts:
-      handle = self._encode_part(handle, values, indexes)
-    return gen_ops.entropy_encode_finalize(handle)[0]
-
-  def _encode_part(self, handle, values, indexes):
-    """Codes one part (values, then its escapes' headers and bits); returns the handle."""
     values = tf.reshape(tf.cast(values, tf.int64), [-1])
     indexes = tf.reshape(indexes, [-1])
     relative = values - tf.cast(tf.gather(self.tables.cdf_offset, indexes), tf.int64)
@@ -145,11 +122,12 @@ class BoundedRangeCoder(tf.Module):
     exponent_table, bit_table = self._aux_indexes()
     header = tf.reshape(tf.stack([exponent, sign], 1), [-1])
     header_indexes = tf.tile([exponent_table, bit_table], [tf.size(exponent)])
+    handle = gen_ops.create_range_encoder([1], self._lookup())
     for part_values, part_indexes in ((coded, indexes), (header, header_indexes),
                                       (bits, tf.fill(tf.shape(bits), bit_table))):
       handle = gen_ops.entropy_encode_index(handle, part_indexes[None],
                                             tf.cast(part_values, tf.int32)[None])
-    return handle
+    return gen_ops.entropy_encode_finalize(handle)[0]
 
   def decode(self, stream, indexes):
     """Inverse of `encode` for the same `indexes`; bounded time for any `stream`.
@@ -163,31 +141,9 @@ class BoundedRangeCoder(tf.Module):
       when the stream did not decode consistently (TFC's sanity check: corrupted or forged
       data). Values decoded from an inconsistent stream are meaningless but finite in number.
     """
-    handle = self.start_decoding(stream)
-    handle, values = self.decode_part(handle, indexes)
-    return values, self.finish_decoding(handle)
-
-  def start_decoding(self, stream):
-    """A decoder handle at the start of `stream` (string `[]`), for `decode_part`."""
-    return gen_ops.create_range_decoder(stream[None], self._lookup())
-
-  def finish_decoding(self, handle):
-    """bool `[]`: whether the stream decoded consistently (see `decode`)."""
-    return tf.reshape(gen_ops.entropy_decode_finalize(handle), [])
-
-  def decode_part(self, handle, indexes):
-    """Decodes the next part of an `encode_parts` stream; returns `(handle, values)`.
-
-    Args:
-      handle: from `start_decoding` or the previous `decode_part`.
-      indexes: int32, any shape: the tables the encoder used for this part.
-
-    Returns:
-      the new handle and int32 values shaped like `indexes` (meaningless but bounded in number
-      when the stream is corrupt: `finish_decoding` tells).
-    """
     shape = tf.shape(indexes)
     indexes = tf.reshape(indexes, [-1])
+    handle = gen_ops.create_range_decoder(stream[None], self._lookup())
     handle, coded = gen_ops.entropy_decode_index(handle, indexes[None], tf.shape(indexes),
                                                  tf.int32)
     coded = tf.cast(coded[0], tf.int64)
@@ -204,6 +160,7 @@ class BoundedRangeCoder(tf.Module):
     bit_indexes = tf.fill([tf.cast(tf.reduce_sum(exponent), tf.int32)], bit_table)
     handle, bits = gen_ops.entropy_decode_index(handle, bit_indexes[None],
                                                 tf.shape(bit_indexes), tf.int32)
+    consistent = gen_ops.entropy_decode_finalize(handle)
 
     row, offset_in_row = _ragged_positions(exponent)
     weights = tf.bitwise.left_shift(tf.ones_like(row, tf.int64),
@@ -215,7 +172,7 @@ class BoundedRangeCoder(tf.Module):
     relative = tf.tensor_scatter_nd_update(coded, tf.where(is_escape), escaped)
     values = relative + tf.cast(tf.gather(self.tables.cdf_offset, indexes), tf.int64)
     values = tf.clip_by_value(values, tf.int32.min, tf.int32.max)
-    return handle, tf.reshape(tf.cast(values, tf.int32), shape)
+    return tf.reshape(tf.cast(values, tf.int32), shape), tf.reshape(consistent, [])
 
 
 def _ragged_positions(lengths):

@@ -34,7 +34,7 @@ _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
 
 
 def estimated_bits(z, symbols, per_unit, hyper_synthesis, side_prior, scale_min: float,
-                   side_per_unit=1.0, context=None):
+                   side_per_unit=1.0):
   """Estimated size in bits of side information `z` plus the latent symbols it predicts.
 
   Args:
@@ -47,24 +47,16 @@ def estimated_bits(z, symbols, per_unit, hyper_synthesis, side_prior, scale_min:
     scale_min: smallest table scale in bins (`ModelConfig.scale_min`).
     side_per_unit: float32 `[Cz]` (or 1), side symbols per unit of the hyper synthesis's input
       (`model.side_symbols_per_unit`).
-    context: None, or a function `(loc_bins, log_scale_bins) -> (loc_bins, log_scale_bins)`
-      (float32 `[1, h, w, C]`, in bins) that adds the channel context's corrections for these
-      symbols (`context.ChannelContext`).
   Returns:
     float32 scalar.
   """
   z_hat = _straight_through_round(z)
   side_bits = -tf.reduce_sum(side_prior.log_prob(z)) / math.log(2.0)
   loc, log_scale = hyper_synthesis(z_hat / side_per_unit, tf.shape(symbols)[1:3])
-  loc_bins = loc * per_unit
-  if context is None:
-    scale = tf.maximum(tf.exp(log_scale) * per_unit, scale_min)
-  else:
-    loc_bins, log_scale_bins = context(loc_bins, log_scale + tf.math.log(per_unit))
-    scale = tf.maximum(tf.exp(log_scale_bins), scale_min)
+  scale = tf.maximum(tf.exp(log_scale) * per_unit, scale_min)
   # The coder codes `symbols - round(loc)`; with the unrounded location the estimate was up to
   # 4 % optimistic after refinement (it learned fractional locations the coder cannot use).
-  offsets = symbols - _straight_through_round(loc_bins)
+  offsets = symbols - _straight_through_round(loc * per_unit)
   latent_bits = tf.reduce_sum(quantization.gaussian_bits(offsets, scale))
   return side_bits + latent_bits
 
@@ -76,8 +68,7 @@ def _straight_through_round(x):
 
 def refine_side_information(z, symbols, per_unit, hyper_synthesis, side_prior,
                             scale_min: float, iterations: int = DEFAULT_ITERATIONS,
-                            learning_rate: float = LEARNING_RATE, side_per_unit=1.0,
-                            context=None):
+                            learning_rate: float = LEARNING_RATE, side_per_unit=1.0):
   """Adam on `estimated_bits`; returns the best iterate (float32, shape of `z`, not rounded).
 
   Args: as `estimated_bits`, plus `iterations` (python int or int32 scalar tensor; 0 returns `z`)
@@ -87,7 +78,7 @@ def refine_side_information(z, symbols, per_unit, hyper_synthesis, side_prior,
     with tf.GradientTape() as tape:
       tape.watch(z)
       cost = estimated_bits(z, symbols, per_unit, hyper_synthesis, side_prior, scale_min,
-                            side_per_unit, context)
+                            side_per_unit)
     return cost, tape.gradient(cost, z)
 
   def keep_going(i, *unused):

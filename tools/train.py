@@ -55,11 +55,6 @@ _SIDE_GAINS = flags.DEFINE_bool(
     "Quality-dependent quantization grid of the side information (learned per-channel gains at "
     "quality 0 and 1): low qualities can spend fewer bits on it. May be added to an --init_from "
     "model that has none (its gains start at 1).")
-_CHANNEL_CONTEXT = flags.DEFINE_bool(
-    "channel_context", False,
-    "Code the latent scale by scale, coarsest first, each scale's probability tables corrected "
-    "by a small net that sees the decoded coarser scales. May be added to an --init_from model "
-    "that has none (its nets start with zero output).")
 _MIN_STEP = flags.DEFINE_float("min_step", 1.0,
                                "Quantization step at quality 1, in 8-bit levels.", lower_bound=0)
 _WIDTH = flags.DEFINE_integer("coupling_width", 32, "Hidden width of coupling networks.",
@@ -89,8 +84,7 @@ _INIT_FROM = flags.DEFINE_string(
 # ModelConfig field -> the flag that sets it.
 _MODEL_FLAGS = {"num_levels": _LEVELS, "glow_steps_per_level": _GLOW, "coupling_width": _WIDTH,
                 "hyper_width": _HYPER_WIDTH, "hyper_channels": _HYPER_CHANNELS,
-                "min_step": _MIN_STEP, "integer_flow": _INTEGER_FLOW, "side_gains": _SIDE_GAINS,
-                "channel_context": _CHANNEL_CONTEXT}
+                "min_step": _MIN_STEP, "integer_flow": _INTEGER_FLOW, "side_gains": _SIDE_GAINS}
 
 
 def model_config_from_flags():
@@ -103,10 +97,8 @@ def model_config_from_flags():
   except (OSError, ValueError, KeyError) as error:
     raise ValueError(f"--init_from {_INIT_FROM.value!r} is not an exported tfflowcomp model "
                      f"({error}).") from error
-  # Features added in fine-tuning (see their flags).
-  added = {name: True for name in export.ADDABLE_FEATURES
-           if _MODEL_FLAGS[name].value and not getattr(saved, name)}
-  saved = dataclasses.replace(saved, **added)
+  if _SIDE_GAINS.value and not saved.side_gains:
+    saved = dataclasses.replace(saved, side_gains=True)  # Added in fine-tuning (see the flag).
   conflicts = [f"--{holder.name}={holder.value} (the model has {getattr(saved, field)})"
                for field, holder in _MODEL_FLAGS.items()
                if flags.FLAGS[holder.name].present and holder.value != getattr(saved, field)]
