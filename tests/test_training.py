@@ -115,10 +115,24 @@ def test_learning_rate_schedule_warms_up_and_decays():
 @pytest.mark.parametrize("kwargs,message", [
     (dict(strategy="tpu"), "strategy"), (dict(patch_size=4), "patch_size"),
     (dict(quality_min=0.8, quality_max=0.2), "quality"), (dict(loss_scale="sqrt"), "loss_scale"),
+    (dict(quality_power=0.0), "quality_power"),
 ])
 def test_train_config_validates(kwargs, message):
   with pytest.raises(ValueError, match=message):
     TrainConfig(train_dir="x", work_dir="y", **kwargs)
+
+
+def test_quality_power_puts_more_batches_at_low_qualities_within_the_range():
+  tf.random.set_seed(3)
+  uniform = model_lib.FlowCompressionModel(tiny.TINY_CONFIG, (0.2, 0.8))
+  low_heavy = model_lib.FlowCompressionModel(tiny.TINY_CONFIG, (0.2, 0.8), quality_power=2.0)
+  draws = {name: np.array([float(m._sample_quality()) for _ in range(2000)])  # pylint: disable=protected-access
+           for name, m in (("uniform", uniform), ("low_heavy", low_heavy))}
+  for values in draws.values():
+    assert values.min() >= 0.2 and values.max() < 0.8
+  # E[u] = 1/2, E[u**2] = 1/3 of the range above 0.2.
+  assert np.mean(draws["uniform"]) == pytest.approx(0.5, abs=0.02)
+  assert np.mean(draws["low_heavy"]) == pytest.approx(0.4, abs=0.02)
 
 
 def test_log_loss_scale_weighs_each_batch_by_the_inverse_of_its_loss():

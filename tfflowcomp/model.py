@@ -83,10 +83,11 @@ class FlowCompressionModel(tf.keras.Model):
   """Trainable flow codec. Call `initialize(batch)` once before training from scratch."""
 
   def __init__(self, config: ModelConfig, quality_range=(0.0, 1.0), loss_scale: str = "linear",
-               name="tfflowcomp"):
+               quality_power: float = 1.0, name="tfflowcomp"):
     super().__init__(name=name)
     self.config = config
     self.quality_range = tuple(float(q) for q in quality_range)
+    self.quality_power = float(quality_power)  # See `TrainConfig.quality_power`.
     check_choice("loss_scale", loss_scale, LOSS_SCALES)
     self.loss_scale = loss_scale
     channels = config.latent_channels
@@ -227,7 +228,9 @@ class FlowCompressionModel(tf.keras.Model):
 
   def _sample_quality(self):
     low, high = self.quality_range
-    return tf.random.uniform([], low, high)
+    if self.quality_power == 1.0:
+      return tf.random.uniform([], low, high)
+    return low + (high - low) * tf.random.uniform([]) ** self.quality_power
 
   def train_step(self, images):
     quality = self._sample_quality()

@@ -193,7 +193,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig) -> FlowCompressi
   with strategy.scope():
     model = FlowCompressionModel(model_config, (train_config.quality_min,
                                                 train_config.quality_max),
-                                 loss_scale=train_config.loss_scale)
+                                 loss_scale=train_config.loss_scale,
+                                 quality_power=train_config.quality_power)
     schedule = WarmupCosineSchedule(train_config.learning_rate, train_config.final_learning_rate,
                                     train_config.warmup_steps, train_config.decay_start,
                                     train_config.steps)

@@ -42,6 +42,11 @@ _QMIN = flags.DEFINE_float("quality_min", 0.0, "Lowest quality drawn in training
                            lower_bound=0, upper_bound=1)
 _QMAX = flags.DEFINE_float("quality_max", 1.0, "Highest quality drawn in training.",
                            lower_bound=0, upper_bound=1)
+_QPOWER = flags.DEFINE_float(
+    "quality_power", 1.0,
+    "Quality drawn as quality_min + (quality_max - quality_min) * u**quality_power, u uniform: "
+    "1 = uniform; above 1 puts more batches at low qualities (1.5: half in the lowest 35 %).",
+    lower_bound=0.01)
 _LEVELS = flags.DEFINE_integer("num_levels", 4, "Multi-scale levels of the flow.",
                                lower_bound=1, upper_bound=5)
 _GLOW = flags.DEFINE_integer("glow_steps_per_level", 1, "Glow steps per level.", lower_bound=0)
@@ -115,6 +120,7 @@ def configs_from_flags():
       batch_size=_BATCH.value, steps=_STEPS.value, learning_rate=_LR.value,
       warmup_steps=_WARMUP.value, decay_start=_DECAY_START.value,
       final_learning_rate=_FINAL_LR.value, quality_min=_QMIN.value, quality_max=_QMAX.value,
+      quality_power=_QPOWER.value,
       checkpoint_every=_CKPT_EVERY.value, validate_every=_VALIDATE_EVERY.value,
       validation_dir=_VALIDATION_DIR.value, validation_images=_VALIDATION_IMAGES.value,
       strategy=_STRATEGY.value, loss_scale=_LOSS_SCALE.value, seed=_SEED.value,
