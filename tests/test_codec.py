@@ -1,6 +1,8 @@
 """Codec contracts: real range-coded round trips, determinism, graph/eager/SavedModel agreement."""
 
 import dataclasses
+import json
+import os
 
 import numpy as np
 import pytest
@@ -273,12 +275,16 @@ def test_graph_functions_trace_once_for_every_image_size():
 def test_encoder_trade_off_changes_files_not_decoding(saved_codec):
   """RDOQ (default) vs plain rounding: both decode with the unchanged decoder; RDOQ is smaller.
 
-  The live codecs are rebuilt from the checked-in SavedModel (`export.restore_model`), which
-  must reproduce its fingerprint and its files.
+  The live codecs are rebuilt from the checked-in SavedModel (`export.restore_model`) with the
+  encoder settings it was exported with (its model_info.json), and must reproduce its
+  fingerprint and its files.
   """
   model = export.restore_model(tiny.TINY_MODEL_DIR)
-  rdoq = FlowCodec.from_model(model)
-  plain = FlowCodec.from_model(model, distortion_weight=float("inf"))
+  with open(os.path.join(tiny.TINY_MODEL_DIR, export.MODEL_INFO)) as f:
+    encoder = json.load(f)["encoder"]
+  rdoq = FlowCodec.from_model(model, **encoder)
+  plain = FlowCodec.from_model(model, distortion_weight=float("inf"),
+                               side_iterations=encoder["side_iterations"])
   assert rdoq.fingerprint == plain.fingerprint == saved_codec.fingerprint
   image = tiny.smooth_image(48, 64, seed=11)
   for quality in (0.2, 0.6):

@@ -185,6 +185,18 @@ def test_stable_budget_matches_the_library_default():
   assert compress.STABLE_ITERATIONS == stable_search.DEFAULT_ITERATIONS
 
 
+def test_export_tool_defaults_match_the_library():
+  # tools/export.py keeps its own copies to parse flags before loading TensorFlow.
+  import subprocess  # pylint: disable=g-import-not-at-top
+  from tfflowcomp import side_refinement  # pylint: disable=g-import-not-at-top
+  tool = os.path.join(tiny.TESTDATA, "..", "..", "tools", "export.py")
+  result = subprocess.run([sys.executable, tool, "--helpshort"], capture_output=True, text=True,
+                          timeout=120)
+  help_text = " ".join(result.stdout.split())
+  assert f"(default: '{side_refinement.DEFAULT_ITERATIONS}')" in help_text.split(
+      "--side_iterations")[1].split("--")[0]
+
+
 def test_stable_files_re_encode_to_the_same_bytes(png, tmp_path, capsys):
   first, decoded, second = tmp_path / "1.tfc", tmp_path / "1.png", tmp_path / "2.tfc"
   code, _, err = _run(["compress", png, first, "--model", MODEL, "--quality", "0.5", "--stable"],

@@ -22,8 +22,11 @@ _WORK_DIR = flags.DEFINE_string("work_dir", None, "Training work dir (holds chec
                                 required=True)
 _NAME = flags.DEFINE_string("name", "tfflowcomp_base", "Model name under --output_root.")
 _VERSION = flags.DEFINE_integer("version", 1, "Serving version number.", lower_bound=1)
+# = side_refinement.DEFAULT_ITERATIONS (not imported here: it loads TensorFlow;
+# tests/test_tools.py checks they agree).
+SIDE_ITERATIONS = 48
 _SIDE_ITERATIONS = flags.DEFINE_integer(
-    "side_iterations", 16,
+    "side_iterations", SIDE_ITERATIONS,
     "Encoder effort baked into the export: refinement steps of the side information "
     "(tfflowcomp/side_refinement.py; 0 = one-pass hyper analysis, fastest encoding). Files "
     "decode the same either way.", lower_bound=0)
