@@ -35,7 +35,8 @@ from tfflowcomp import metrics
 from tfflowcomp import rd
 
 TABLE_BPPS = (0.25, 0.5, 1.0, 2.0, 4.0)
-DEFAULT_QUALITIES = "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
+# Denser at the bottom, where the curves of the codecs are closest and bend most.
+DEFAULT_QUALITIES = "0,0.05,0.1,0.15,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
 DEFAULT_REFERENCE = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "reference",
                                                   "kodak_published_rd.json"))
 OURS = "tfflowcomp"
