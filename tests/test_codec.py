@@ -1,8 +1,6 @@
 """Codec contracts: real range-coded round trips, determinism, graph/eager/SavedModel agreement."""
 
 import dataclasses
-import json
-import os
 
 import numpy as np
 import pytest
@@ -280,8 +278,7 @@ def test_encoder_trade_off_changes_files_not_decoding(saved_codec):
   fingerprint and its files.
   """
   model = export.restore_model(tiny.TINY_MODEL_DIR)
-  with open(os.path.join(tiny.TINY_MODEL_DIR, export.MODEL_INFO)) as f:
-    encoder = json.load(f)["encoder"]
+  encoder = tiny.tiny_encoder_settings()
   rdoq = FlowCodec.from_model(model, **encoder)
   plain = FlowCodec.from_model(model, distortion_weight=float("inf"),
                                side_iterations=encoder["side_iterations"])

@@ -8,6 +8,7 @@
 and otherwise never change: a test fails if the current code no longer produces those bytes.
 """
 
+import json
 import os
 
 import numpy as np
@@ -62,6 +63,12 @@ def tiny_model(seed: int = 0, perturb: float = 0.0,
     for variable in model.trainable_variables:
       variable.assign_add(rng.normal(0, perturb, variable.shape).astype(np.float32))
   return model
+
+
+def tiny_encoder_settings() -> dict:
+  """The encoder settings the checked-in tiny SavedModel was exported with (FlowCodec kwargs)."""
+  with open(os.path.join(TINY_MODEL_DIR, "model_info.json")) as f:
+    return json.load(f)["encoder"]
 
 
 def tiny_codec(seed: int = 0) -> FlowCodec:
