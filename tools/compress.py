@@ -38,7 +38,7 @@ DEFAULT_MODEL = os.path.join(SAVEDMODELS_DIR, "tfflowcomp_base")
 EXTENSION = ".tfc"
 BPP_TOLERANCE = 0.03
 PSNR_TOLERANCE_DB = 0.1
-STABLE_ITERATIONS = 96  # = stable_search.DEFAULT_ITERATIONS (not imported: it loads TensorFlow)
+STABLE_ITERATIONS = 192  # = stable_search.DEFAULT_ITERATIONS (not imported: it loads TensorFlow)
 
 
 class ToolError(Exception):

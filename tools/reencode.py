@@ -4,7 +4,7 @@
                            [--crop 256] [--generations 50] [--qualities 0.3,0.5,0.7,0.9,1]
                            [--output_dir results/reencode]
 
-For tfflowcomp at each quality, in two modes: plain `compress`, and `compress_stable` (96 rounds
+For tfflowcomp at each quality, in two modes: plain `compress`, and `compress_stable` (192 rounds
 by default; the encoder transmits a re-encoding fixed point or cycle member); and for JPEG 4:4:4,
 WebP and AVIF at fixed settings. Per generation it records PSNR against the original, whether the
 bitstream is byte-identical to the previous generation, and (tfflowcomp) the fraction of latent
