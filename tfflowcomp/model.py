@@ -227,9 +227,7 @@ class FlowCompressionModel(tf.keras.Model):
     return dict(loss=loss, bpp=bpp, mse=mse, psnr=psnr, x_hat=to_pixels(x_hat))
 
   def _sample_quality(self):
-    low, high = self.quality_range
-    if self.quality_power == 1.0:
-      return tf.random.uniform([], low, high)
+    low, high = self.quality_range  # quality_power 1 draws what tf.random.uniform(low, high) did.
     return low + (high - low) * tf.random.uniform([]) ** self.quality_power
 
   def train_step(self, images):
